@@ -1,0 +1,154 @@
+/* encored: the composition root. Loads the configuration, starts the media workers, the
+ * websocket/HTTP server and the rooms, and runs the main loop until SIGINT or SIGTERM. */
+#define G_LOG_DOMAIN "encored"
+#include "config.h"
+
+#include <errno.h>
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include "media/media.h"
+#include "server/api.h"
+#include "server/config.h"
+#include "server/rooms.h"
+#include "signaling/metrics.h"
+#include "signaling/ws.h"
+
+
+typedef struct {
+    encore_media *media;
+    encore_rooms *rooms;
+} app;
+
+static gboolean on_signal(gpointer data)
+{
+    g_message("shutting down");
+    g_main_loop_quit(data);
+    return G_SOURCE_REMOVE;
+}
+
+#define STAT(name, help, field)                                                                   \
+    g_string_append_printf(out, "# HELP encore_media_" name " " help "\n# TYPE encore_media_" name \
+                                " counter\nencore_media_" name " %" G_GUINT64_FORMAT "\n",       \
+                           st.field)
+
+static void collect(GString *out, void *user_data)
+{
+    app *a = user_data;
+    encore_worker_stats st;
+    encore_media_stats(a->media, &st);
+    STAT("rtp_in_total", "Authenticated RTP packets from singers.", rtp_in);
+    STAT("rtp_forwarded_total", "Packets taken onto stage tracks.", rtp_forwarded);
+    STAT("rtp_out_total", "RTP packets sent to listeners.", rtp_out);
+    STAT("bytes_out_total", "Bytes of RTP sent to listeners.", bytes_out);
+    STAT("rtcp_in_total", "Authenticated RTCP packets received.", rtcp_in);
+    STAT("rtcp_out_total", "RTCP packets sent.", rtcp_out);
+    STAT("nack_in_total", "Sequence numbers listeners asked to be re-sent.", nack_in);
+    STAT("retransmits_total", "Packets re-sent from the NACK cache.", retransmits);
+    STAT("send_errors_total", "sendto() failures.", send_errors);
+    g_string_append(out, "# HELP encore_media_dropped_total Media packets dropped, by reason.\n"
+                         "# TYPE encore_media_dropped_total counter\n");
+    const struct {
+        const char *reason;
+        uint64_t v;
+    } drops[] = {
+        {"not_ready", st.drop_not_ready}, {"srtp_auth", st.drop_srtp_auth},
+        {"srtp_replay", st.drop_srtp_replay}, {"malformed", st.drop_malformed},
+        {"unknown", st.drop_unknown}, {"dtls", st.drop_dtls},
+        {"standby", st.drop_standby}, {"stage", st.drop_stage},
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(drops); i++)
+        g_string_append_printf(out, "encore_media_dropped_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n",
+                               drops[i].reason, drops[i].v);
+    g_string_append_printf(out,
+                           "# HELP encore_rooms Rooms open.\n# TYPE encore_rooms gauge\n"
+                           "encore_rooms %u\n"
+                           "# HELP encore_members Websocket connections known to rooms.\n"
+                           "# TYPE encore_members gauge\nencore_members %u\n"
+                           "# HELP encore_listeners Connected listener peers.\n"
+                           "# TYPE encore_listeners gauge\nencore_listeners %u\n",
+                           encore_rooms_count(a->rooms), encore_rooms_members(a->rooms),
+                           encore_rooms_listeners(a->rooms));
+}
+
+int main(int argc, char **argv)
+{
+    int status = 1;
+    GError *error = NULL;
+    encore_config cfg;
+    encore_ws *ws = NULL;
+    app a = {0};
+    GMainLoop *loop = NULL;
+
+    signal(SIGPIPE, SIG_IGN);
+    if (!encore_config_load(&cfg, &argc, &argv, &error)) {
+        fprintf(stderr, "encored: %s\n", error->message);
+        g_clear_error(&error);
+        encore_config_clear(&cfg);
+        return 2;
+    }
+    if (g_mkdir_with_parents(cfg.data_dir, 0700) != 0) {
+        fprintf(stderr, "encored: cannot create data directory %s: %s\n", cfg.data_dir,
+                g_strerror(errno));
+        goto out;
+    }
+
+    GMainContext *ctx = g_main_context_default();
+    loop = g_main_loop_new(ctx, FALSE);
+    encore_media_config mcfg = {
+        .workers = cfg.workers,
+        .ips = (const char *const *)cfg.media_ips,
+        .port_min = cfg.port_min,
+        .port_max = cfg.port_max,
+        .opus_bitrate = cfg.opus_bitrate,
+        .connect_timeout_s = cfg.connect_timeout_s,
+        .max_peers_per_room = cfg.max_peers_per_room,
+    };
+    a.media = encore_media_new(&mcfg, ctx, &error);
+    if (!a.media) {
+        fprintf(stderr, "encored: media: %s\n", error->message);
+        goto out;
+    }
+    a.rooms = encore_rooms_new(a.media);
+
+    encore_ws_config wcfg = {
+        .listen_addr = cfg.listen_addr,
+        .port = cfg.listen_port,
+        .web_root = cfg.web_root,
+        .max_message = (size_t)cfg.max_message,
+        .max_depth = cfg.max_depth,
+        .rate_per_sec = cfg.rate_per_sec,
+        .rate_burst = cfg.rate_burst,
+        .max_conns_per_addr = cfg.max_conns_per_addr,
+        .max_conns = cfg.max_conns,
+    };
+    ws = encore_ws_new(ctx, &wcfg, &error);
+    if (!ws) {
+        fprintf(stderr, "encored: listen on %s:%d: %s\n", cfg.listen_addr, cfg.listen_port,
+                error->message);
+        goto out;
+    }
+    encore_api_register(ws, a.rooms);
+    encore_metrics_add_collector(encore_metrics_default(), collect, &a, NULL);
+
+    g_unix_signal_add(SIGINT, on_signal, loop);
+    g_unix_signal_add(SIGTERM, on_signal, loop);
+    encore_ws_set_ready(ws, true);
+    g_message("listening on http://%s:%d/ (media on %s, ports %u-%u, %d workers)",
+              cfg.listen_addr, encore_ws_port(ws), cfg.media_ips[0], cfg.port_min, cfg.port_max,
+              encore_workers_count(encore_media_workers(a.media)));
+    g_main_loop_run(loop);
+    status = 0;
+
+out:
+    g_clear_error(&error);
+    encore_ws_free(ws);
+    encore_rooms_free(a.rooms);
+    encore_media_free(a.media);
+    if (loop)
+        g_main_loop_unref(loop);
+    encore_config_clear(&cfg);
+    return status;
+}

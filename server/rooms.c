@@ -1,0 +1,470 @@
+/* Rooms, members, the stage and the mic queue. Owns every room and member object; the media of a
+ * room is owned by its media/room.h handle. Main thread only: media results arrive here through
+ * callbacks queued on the main context. */
+#define G_LOG_DOMAIN "encore-rooms"
+#include "config.h"
+
+#include "server/rooms.h"
+
+#include <string.h>
+
+#include "media/room.h"
+
+
+typedef struct room room;
+
+struct encore_member {
+    encore_rooms *rooms;
+    encore_ws_conn *conn;
+    uint64_t conn_id;
+    char id[24];          /* "c<conn id>", shown to clients */
+    char *name;
+    room *room;
+    GList *link;          /* in room->members */
+    bool queued;          /* in room->queue */
+    bool has_pub, has_sub;
+    bool pub_connected, sub_connected;
+    json_t *pending[2];   /* request ids awaiting an answer: [0] publish, [1] subscribe */
+};
+
+struct room {
+    encore_rooms *rooms;
+    char *name;
+    GQueue members;       /* in join order: the owner is handed to the longest present */
+    GQueue queue;         /* of encore_member*, waiting for the stage */
+    encore_member *owner;
+    encore_member *stage;
+    unsigned listeners;   /* connected subscribe peers */
+    encore_media_room *media;
+};
+
+struct encore_rooms {
+    encore_media *media;
+    GHashTable *by_name;  /* name -> room */
+    GHashTable *by_conn;  /* conn id -> member */
+    unsigned members;
+    unsigned listeners;
+};
+
+static uint64_t peer_id(const encore_member *m, bool publish)
+{
+    return m->conn_id * 2 + (publish ? 0 : 1);
+}
+
+static const char *pc_name(bool publish)
+{
+    return publish ? "publish" : "subscribe";
+}
+
+/* ---- room state ---------------------------------------------------------------------------- */
+
+static json_t *member_json(const encore_member *m)
+{
+    return json_pack("{s:s, s:s}", "id", m->id, "name", m->name);
+}
+
+static void push_state(room *r)
+{
+    json_t *queue = json_array();
+    for (GList *l = r->queue.head; l; l = l->next)
+        json_array_append_new(queue, member_json(l->data));
+    json_t *state = json_pack("{s:s, s:s, s:s?, s:o, s:o, s:i, s:i}", "type", "room.state", "room",
+                              r->name, "owner", r->owner ? r->owner->id : NULL, "stage",
+                              r->stage ? member_json(r->stage) : json_null(), "queue", queue,
+                              "members", (json_int_t)r->members.length, "listeners",
+                              (json_int_t)r->listeners);
+    for (GList *l = r->members.head; l; l = l->next) {
+        encore_member *m = l->data;
+        encore_ws_send(m->conn, json_incref(state));
+    }
+    json_decref(state);
+}
+
+/* ---- media callbacks ----------------------------------------------------------------------- */
+
+static encore_member *member_of_peer(encore_rooms *rs, uint64_t pid, bool *publish)
+{
+    uint64_t conn_id = pid / 2;
+    *publish = (pid % 2) == 0;
+    return g_hash_table_lookup(rs->by_conn, &conn_id);
+}
+
+static void on_answer(uint64_t pid, const char *sdp, const char *code, const char *message,
+                      void *user_data)
+{
+    room *r = user_data;
+    bool publish;
+    encore_member *m = member_of_peer(r->rooms, pid, &publish);
+    if (!m || m->room != r)
+        return;
+    json_t **pending = &m->pending[publish ? 0 : 1];
+    json_t *id = *pending;
+    *pending = NULL;
+    if (sdp) {
+        encore_ws_reply(m->conn, id, json_pack("{s:s}", "sdp", sdp));
+    } else {
+        if (publish ? !m->pub_connected : !m->sub_connected) {
+            if (publish)
+                m->has_pub = false;
+            else
+                m->has_sub = false;
+        }
+        encore_ws_error(m->conn, id, code, NULL, "%s", message);
+    }
+    json_decref(id);
+}
+
+static void on_candidate(uint64_t pid, const char *candidate, void *user_data)
+{
+    room *r = user_data;
+    bool publish;
+    encore_member *m = member_of_peer(r->rooms, pid, &publish);
+    if (!m || m->room != r)
+        return;
+    encore_ws_send(m->conn, json_pack("{s:s, s:s, s:s, s:i}", "type", "ice.candidate", "pc",
+                                      pc_name(publish), "candidate", candidate, "sdpMid", "0",
+                                      "sdpMLineIndex", 0));
+}
+
+static void on_connected(uint64_t pid, void *user_data)
+{
+    room *r = user_data;
+    bool publish;
+    encore_member *m = member_of_peer(r->rooms, pid, &publish);
+    if (!m || m->room != r)
+        return;
+    g_message("room %s: %s (%s) %s connected", r->name, m->id, m->name, pc_name(publish));
+    if (publish) {
+        m->pub_connected = true;
+        return;
+    }
+    if (!m->sub_connected) {
+        m->sub_connected = true;
+        r->listeners++;
+        r->rooms->listeners++;
+        push_state(r);
+    }
+}
+
+static void peer_gone(room *r, encore_member *m, bool publish)
+{
+    if (publish) {
+        m->has_pub = false;
+        m->pub_connected = false;
+    } else {
+        m->has_sub = false;
+        if (m->sub_connected) {
+            m->sub_connected = false;
+            r->listeners--;
+            r->rooms->listeners--;
+            push_state(r);
+        }
+    }
+}
+
+static void on_closed(uint64_t pid, const char *reason, void *user_data)
+{
+    room *r = user_data;
+    bool publish;
+    encore_member *m = member_of_peer(r->rooms, pid, &publish);
+    if (!m || m->room != r)
+        return;
+    g_message("room %s: %s %s peer closed: %s", r->name, m->id, pc_name(publish), reason);
+    peer_gone(r, m, publish);
+    encore_ws_send(m->conn, json_pack("{s:s, s:s, s:s}", "type", "peer.closed", "pc",
+                                      pc_name(publish), "reason", reason));
+}
+
+static const encore_media_room_callbacks media_callbacks = {
+    .answer = on_answer,
+    .candidate = on_candidate,
+    .connected = on_connected,
+    .closed = on_closed,
+};
+
+/* ---- rooms --------------------------------------------------------------------------------- */
+
+static room *room_get(encore_rooms *rs, const char *name)
+{
+    room *r = g_hash_table_lookup(rs->by_name, name);
+    if (r)
+        return r;
+    r = g_new0(room, 1);
+    r->rooms = rs;
+    r->name = g_strdup(name);
+    g_queue_init(&r->members);
+    g_queue_init(&r->queue);
+    r->media = encore_media_room_new(rs->media, name, &media_callbacks, r);
+    g_hash_table_insert(rs->by_name, r->name, r);
+    g_message("room %s: created (stage ssrc %u)", name, encore_media_room_ssrc(r->media));
+    return r;
+}
+
+static void room_free(gpointer data)
+{
+    room *r = data;
+    encore_media_room_free(r->media);
+    g_queue_clear(&r->queue);
+    g_queue_clear(&r->members);
+    g_free(r->name);
+    g_free(r);
+}
+
+static void close_peer(room *r, encore_member *m, bool publish)
+{
+    if (!(publish ? m->has_pub : m->has_sub))
+        return;
+    encore_media_room_close_peer(r->media, peer_id(m, publish));
+    json_t **pending = &m->pending[publish ? 0 : 1];
+    if (*pending) {
+        encore_ws_error(m->conn, *pending, "internal", NULL, "the peer was closed");
+        json_decref(*pending);
+        *pending = NULL;
+    }
+    peer_gone(r, m, publish);
+}
+
+/* Puts the next singer of the queue on stage (or nobody). */
+static void advance(room *r)
+{
+    encore_member *next = g_queue_pop_head(&r->queue);
+    if (next)
+        next->queued = false;
+    encore_member *prev = r->stage;
+    r->stage = next;
+    if (prev && prev != next)
+        close_peer(r, prev, true); /* the singer who stepped down stops sending */
+    encore_media_room_set_stage(r->media, next ? peer_id(next, true) : 0);
+    g_message("room %s: stage %s -> %s", r->name, prev ? prev->id : "-", next ? next->id : "-");
+}
+
+static int queue_position(const room *r, const encore_member *m)
+{
+    if (r->stage == m)
+        return 0;
+    int pos = g_queue_index((GQueue *)&r->queue, (gpointer)m);
+    return pos < 0 ? -1 : pos + 1;
+}
+
+/* Takes a member out of its room: stage, queue, peers, ownership; frees an empty room. */
+static void leave_room(encore_rooms *rs, encore_member *m)
+{
+    room *r = m->room;
+    if (!r)
+        return;
+    close_peer(r, m, true);
+    close_peer(r, m, false);
+    if (m->queued) {
+        g_queue_remove(&r->queue, m);
+        m->queued = false;
+    }
+    if (r->stage == m)
+        advance(r);
+    g_queue_delete_link(&r->members, m->link);
+    m->link = NULL;
+    m->room = NULL;
+    if (r->owner == m)
+        r->owner = r->members.head ? r->members.head->data : NULL;
+    g_message("room %s: %s (%s) left", r->name, m->id, m->name);
+    if (r->members.length == 0)
+        g_hash_table_remove(rs->by_name, r->name);
+    else
+        push_state(r);
+}
+
+/* ---- public API ---------------------------------------------------------------------------- */
+
+encore_rooms *encore_rooms_new(encore_media *media)
+{
+    encore_rooms *rs = g_new0(encore_rooms, 1);
+    rs->media = media;
+    rs->by_name = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, room_free);
+    rs->by_conn = g_hash_table_new(g_int64_hash, g_int64_equal);
+    return rs;
+}
+
+void encore_rooms_free(encore_rooms *rs)
+{
+    if (!rs)
+        return;
+    GHashTableIter it;
+    gpointer value;
+    g_hash_table_iter_init(&it, rs->by_conn);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        encore_member *m = value;
+        json_decref(m->pending[0]);
+        json_decref(m->pending[1]);
+        g_free(m->name);
+        g_free(m);
+    }
+    g_hash_table_destroy(rs->by_conn);
+    g_hash_table_destroy(rs->by_name);
+    g_free(rs);
+}
+
+encore_member *encore_rooms_connect(encore_rooms *rs, encore_ws_conn *conn)
+{
+    encore_member *m = g_new0(encore_member, 1);
+    m->rooms = rs;
+    m->conn = conn;
+    m->conn_id = encore_ws_conn_id(conn);
+    snprintf(m->id, sizeof m->id, "c%" G_GUINT64_FORMAT, m->conn_id);
+    g_hash_table_insert(rs->by_conn, &m->conn_id, m);
+    rs->members++;
+    return m;
+}
+
+void encore_rooms_disconnect(encore_rooms *rs, encore_member *m)
+{
+    if (!m)
+        return;
+    leave_room(rs, m);
+    g_hash_table_remove(rs->by_conn, &m->conn_id);
+    rs->members--;
+    json_decref(m->pending[0]);
+    json_decref(m->pending[1]);
+    g_free(m->name);
+    g_free(m);
+}
+
+void encore_rooms_join(encore_rooms *rs, encore_member *m, json_t *id, const char *name,
+                       const char *display)
+{
+    if (m->room) {
+        encore_ws_error(m->conn, id, "already_in_room", NULL, "this connection is in room '%s'",
+                        m->room->name);
+        return;
+    }
+    room *r = room_get(rs, name);
+    g_free(m->name);
+    m->name = g_strdup(display);
+    m->room = r;
+    g_queue_push_tail(&r->members, m);
+    m->link = r->members.tail;
+    if (!r->owner)
+        r->owner = m;
+    g_message("room %s: %s (%s) joined", r->name, m->id, m->name);
+    encore_ws_reply(m->conn, id, json_pack("{s:s, s:s}", "you", m->id, "room", r->name));
+    push_state(r);
+}
+
+static room *need_room(encore_member *m, json_t *id)
+{
+    if (!m->room)
+        encore_ws_error(m->conn, id, "not_in_room", NULL, "join a room first (room.join)");
+    return m->room;
+}
+
+void encore_rooms_leave(encore_rooms *rs, encore_member *m, json_t *id)
+{
+    if (!need_room(m, id))
+        return;
+    leave_room(rs, m);
+    encore_ws_reply(m->conn, id, NULL);
+}
+
+void encore_rooms_queue_join(encore_rooms *rs, encore_member *m, json_t *id)
+{
+    room *r = need_room(m, id);
+    if (!r)
+        return;
+    int pos = queue_position(r, m);
+    if (pos < 0) {
+        if (!r->stage) {
+            r->stage = m;
+            encore_media_room_set_stage(r->media, peer_id(m, true));
+            g_message("room %s: stage - -> %s", r->name, m->id);
+            pos = 0;
+        } else {
+            g_queue_push_tail(&r->queue, m);
+            m->queued = true;
+            pos = (int)r->queue.length;
+        }
+        push_state(r);
+    }
+    encore_ws_reply(m->conn, id, json_pack("{s:i}", "position", pos));
+}
+
+void encore_rooms_queue_leave(encore_rooms *rs, encore_member *m, json_t *id)
+{
+    room *r = need_room(m, id);
+    if (!r)
+        return;
+    if (m->queued) {
+        g_queue_remove(&r->queue, m);
+        m->queued = false;
+        close_peer(r, m, true);
+        push_state(r);
+    } else if (r->stage == m) {
+        advance(r);
+        push_state(r);
+    }
+    encore_ws_reply(m->conn, id, NULL);
+}
+
+void encore_rooms_queue_advance(encore_rooms *rs, encore_member *m, json_t *id)
+{
+    room *r = need_room(m, id);
+    if (!r)
+        return;
+    if (m != r->owner && m != r->stage) {
+        encore_ws_error(m->conn, id, "forbidden", NULL,
+                        "only the room owner or the singer on stage may advance the queue");
+        return;
+    }
+    advance(r);
+    push_state(r);
+    encore_ws_reply(m->conn, id, json_pack("{s:s?}", "stage", r->stage ? r->stage->id : NULL));
+}
+
+void encore_rooms_offer(encore_rooms *rs, encore_member *m, json_t *id, bool publish,
+                        const char *sdp)
+{
+    room *r = need_room(m, id);
+    if (!r)
+        return;
+    if (publish && queue_position(r, m) < 0) {
+        encore_ws_error(m->conn, id, "not_in_queue", NULL,
+                        "join the mic queue (queue.join) before publishing");
+        return;
+    }
+    json_t **pending = &m->pending[publish ? 0 : 1];
+    if (*pending) {
+        encore_ws_error(m->conn, *pending, "internal", NULL, "superseded by a newer offer");
+        json_decref(*pending);
+    }
+    *pending = id ? json_incref(id) : json_null();
+    if (publish)
+        m->has_pub = true;
+    else
+        m->has_sub = true;
+    encore_media_room_offer(r->media, peer_id(m, publish),
+                            publish ? ENCORE_MEDIA_PUBLISH : ENCORE_MEDIA_SUBSCRIBE, sdp);
+}
+
+void encore_rooms_candidate(encore_rooms *rs, encore_member *m, json_t *id, bool publish,
+                            const char *candidate)
+{
+    room *r = need_room(m, id);
+    if (!r)
+        return;
+    if (publish ? m->has_pub : m->has_sub)
+        encore_media_room_candidate(r->media, peer_id(m, publish), candidate);
+    if (id)
+        encore_ws_reply(m->conn, id, NULL);
+}
+
+unsigned encore_rooms_count(const encore_rooms *rs)
+{
+    return g_hash_table_size(rs->by_name);
+}
+
+unsigned encore_rooms_members(const encore_rooms *rs)
+{
+    return rs->members;
+}
+
+unsigned encore_rooms_listeners(const encore_rooms *rs)
+{
+    return rs->listeners;
+}
