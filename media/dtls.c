@@ -2,8 +2,6 @@
  * driven through a datagram BIO of our own (one datagram in, one send callback call per datagram
  * out). An association runs on its peer's media worker thread; it never blocks, never reads a
  * clock except through OpenSSL's retransmission timer, and never touches sockets or main loops. */
-#include "config.h"
-
 #include "media/dtls.h"
 
 #include <string.h>
@@ -17,9 +15,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#define ENCORE_DTLS_CIPHERS                                                                       \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                  \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                  \
+#define ENCORE_DTLS_CIPHERS                                                                        \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 #define ENCORE_DTLS_GROUPS "X25519:P-256:P-384"
 #define ENCORE_DTLS_SRTP_PROFILES "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"
@@ -50,11 +48,11 @@ struct encore_dtls {
     SSL *ssl;
     encore_dtls_role role;
     dtls_state state;
-    int sticky_error;       /* what handle returns once DEAD */
-    bool fp_mismatch;       /* set by the verify callback */
-    bool keys_valid;        /* keys hold the exported material */
-    unsigned retransmits;   /* retransmissions of the current flight */
-    const EVP_MD *fp_md;    /* digest of the remote fingerprint */
+    int sticky_error;     /* what handle returns once DEAD */
+    bool fp_mismatch;     /* set by the verify callback */
+    bool keys_valid;      /* keys hold the exported material */
+    unsigned retransmits; /* retransmissions of the current flight */
+    const EVP_MD *fp_md;  /* digest of the remote fingerprint */
     uint8_t remote_fp[ENCORE_DTLS_FP_MAX];
     size_t remote_fp_len;
     encore_dtls_send_fn send;
@@ -237,8 +235,6 @@ static int dgram_bio_destroy(BIO *bio)
     return 1;
 }
 
-static BIO_METHOD *dgram_bio_method;
-
 static gpointer dgram_bio_method_init(gpointer unused)
 {
     int type = BIO_get_new_index();
@@ -253,8 +249,7 @@ static gpointer dgram_bio_method_init(gpointer unused)
         BIO_meth_free(m);
         return NULL;
     }
-    /* Lives for the whole process, like OpenSSL's own BIO methods. */
-    dgram_bio_method = m;
+    /* Lives for the whole process (held by the GOnce), like OpenSSL's own BIO methods. */
     return m;
 }
 
@@ -479,9 +474,9 @@ static unsigned int timer_cb(SSL *ssl, unsigned int timer_us)
     return timer_us >= ENCORE_DTLS_TIMER_MAX_US / 2 ? ENCORE_DTLS_TIMER_MAX_US : timer_us * 2;
 }
 
-encore_dtls *encore_dtls_new(encore_dtls_cert *cert, encore_dtls_role role, const char *remote_fp_alg,
-                             const uint8_t *remote_fp, size_t remote_fp_len, encore_dtls_send_fn send,
-                             void *user_data)
+encore_dtls *encore_dtls_new(encore_dtls_cert *cert, encore_dtls_role role,
+                             const char *remote_fp_alg, const uint8_t *remote_fp,
+                             size_t remote_fp_len, encore_dtls_send_fn send, void *user_data)
 {
     if (!cert || !send || !remote_fp_alg || !remote_fp ||
         (role != ENCORE_DTLS_CLIENT && role != ENCORE_DTLS_SERVER))
@@ -514,7 +509,8 @@ encore_dtls *encore_dtls_new(encore_dtls_cert *cert, encore_dtls_role role, cons
     SSL_set_bio(dtls->ssl, bio, bio);
     if (SSL_set_app_data(dtls->ssl, dtls) != 1)
         goto out_free;
-    if (SSL_set_mtu(dtls->ssl, ENCORE_DTLS_MTU) != 1)
+    /* Returns the MTU it set, or 0 when it is below the DTLS minimum. */
+    if (SSL_set_mtu(dtls->ssl, ENCORE_DTLS_MTU) <= 0)
         goto out_free;
     DTLS_set_timer_cb(dtls->ssl, timer_cb);
     if (role == ENCORE_DTLS_CLIENT)
@@ -637,7 +633,8 @@ static int classify_ssl_error(encore_dtls *dtls, int ret)
     case SSL_ERROR_ZERO_RETURN:
         return fail(dtls, ENCORE_DTLS_ERR_CLOSED);
     default:
-        return fail(dtls, dtls->fp_mismatch ? ENCORE_DTLS_ERR_FINGERPRINT : ENCORE_DTLS_ERR_HANDSHAKE);
+        return fail(dtls,
+                    dtls->fp_mismatch ? ENCORE_DTLS_ERR_FINGERPRINT : ENCORE_DTLS_ERR_HANDSHAKE);
     }
 }
 

@@ -1,7 +1,7 @@
 /* DTLS 1.2 handshakes for DTLS-SRTP (RFC 5763/5764) on OpenSSL: the process certificate and one
  * handshake per WebRTC peer, fed datagrams by its caller and keyed by the SDP fingerprint. A peer's
  * encore_dtls lives on its media worker thread; the certificate is shared read-only by all threads.
- * No main loop, no sockets and no clock of its own: the caller sends, receives and drives timers. */
+ * No main loop, sockets or clock of its own: the caller sends, receives and drives timers. */
 #ifndef ENCORE_MEDIA_DTLS_H
 #define ENCORE_MEDIA_DTLS_H
 
@@ -23,13 +23,19 @@
 
 /* Return values of encore_dtls_handle / _handle_timeout / _start. */
 enum {
-    ENCORE_DTLS_CONNECTED = 1,         /* handshake done, fingerprint verified, keys available */
-    ENCORE_DTLS_ERR_FINGERPRINT = -1,  /* the peer's certificate does not match the SDP fingerprint */
-    ENCORE_DTLS_ERR_HANDSHAKE = -2,    /* fatal protocol error: malformed flight, fatal alert from the
-                                        * peer, no common cipher or SRTP profile, key export failed */
-    ENCORE_DTLS_ERR_CLOSED = -3,       /* the peer sent close_notify, or we closed */
-    ENCORE_DTLS_ERR_TIMEOUT = -4,      /* too many retransmissions without an answer */
-    ENCORE_DTLS_ERR_STATE = -5,        /* call not valid now (e.g. keys before CONNECTED, start twice) */
+    /* Handshake done, fingerprint verified, keys available. */
+    ENCORE_DTLS_CONNECTED = 1,
+    /* The peer's certificate does not match the SDP fingerprint. */
+    ENCORE_DTLS_ERR_FINGERPRINT = -1,
+    /* Fatal protocol error: malformed flight, fatal alert from the peer, no common cipher suite or
+     * SRTP profile, key export failed. */
+    ENCORE_DTLS_ERR_HANDSHAKE = -2,
+    /* The peer sent close_notify, or we closed. */
+    ENCORE_DTLS_ERR_CLOSED = -3,
+    /* Too many retransmissions without an answer. */
+    ENCORE_DTLS_ERR_TIMEOUT = -4,
+    /* Call not valid now (keys before CONNECTED, start twice, profile change too late). */
+    ENCORE_DTLS_ERR_STATE = -5,
 };
 
 typedef enum {
@@ -68,29 +74,32 @@ int encore_dtls_cert_digest(const encore_dtls_cert *cert, const char *alg, uint8
                             size_t *out_len) G_GNUC_WARN_UNUSED_RESULT;
 
 /* Parses the value of an SDP a=fingerprint attribute (RFC 8122: "<hash-func> <hex pairs joined by
- * colons>", e.g. "sha-256 AB:CD:..."; the hash name and hex digits are case-insensitive, leading and
- * trailing blanks are ignored). On success stores the normalised algorithm name ("sha-1", "sha-256",
- * "sha-384" or "sha-512", static storage) in *alg, the digest in out[0..*out_len) and returns 0.
- * Returns -1 for an unknown or unsupported hash function, a malformed hex list, or a digest whose
- * length does not match the hash function (or exceeds cap). Pure: no allocation, no logging. */
+ * colons>", e.g. "sha-256 AB:CD:..."; the hash name and hex digits are case-insensitive, leading
+ * and trailing blanks are ignored). On success stores the normalised algorithm name ("sha-1",
+ * "sha-256", "sha-384" or "sha-512", static storage) in *alg, the digest in out[0..*out_len) and
+ * returns 0. Returns -1 for an unknown or unsupported hash function, a malformed hex list, or a
+ * digest whose length does not match the hash function (or exceeds cap). Pure: no allocation, no
+ * logging. */
 int encore_dtls_fingerprint_parse(const char *text, size_t len, const char **alg, uint8_t *out,
                                   size_t cap, size_t *out_len) G_GNUC_WARN_UNUSED_RESULT;
 
 /* Creates one peer's DTLS association. cert gets a reference of its own. remote_fp_alg is the SDP
- * hash name ("sha-1", "sha-256", "sha-384", "sha-512", case-insensitive) and remote_fp/remote_fp_len
- * the peer's certificate digest from its a=fingerprint (both copied). send is called for every
- * outgoing datagram with user_data. Returns NULL when an argument is invalid (unknown algorithm,
- * digest length not matching it, NULL cert or send) or OpenSSL cannot allocate the connection. */
-encore_dtls *encore_dtls_new(encore_dtls_cert *cert, encore_dtls_role role, const char *remote_fp_alg,
-                             const uint8_t *remote_fp, size_t remote_fp_len, encore_dtls_send_fn send,
-                             void *user_data);
+ * hash name ("sha-1", "sha-256", "sha-384", "sha-512", case-insensitive) and
+ * remote_fp/remote_fp_len the peer's certificate digest from its a=fingerprint (both copied). send
+ * is called for every outgoing datagram with user_data. Returns NULL when an argument is invalid
+ * (unknown algorithm, digest length not matching it, NULL cert or send) or OpenSSL cannot allocate
+ * the connection. */
+encore_dtls *encore_dtls_new(encore_dtls_cert *cert, encore_dtls_role role,
+                             const char *remote_fp_alg, const uint8_t *remote_fp,
+                             size_t remote_fp_len, encore_dtls_send_fn send, void *user_data);
 /* Frees the association (sends nothing; call encore_dtls_close first to say goodbye) and wipes the
  * exported keys. NULL is allowed. */
 void encore_dtls_free(encore_dtls *dtls);
 
 /* Restricts the SRTP profiles offered/accepted to just one. Only before encore_dtls_start and the
  * first encore_dtls_handle. Returns 0, or ENCORE_DTLS_ERR_STATE (too late or unknown profile). */
-int encore_dtls_set_srtp_profile(encore_dtls *dtls, encore_srtp_profile profile) G_GNUC_WARN_UNUSED_RESULT;
+int encore_dtls_set_srtp_profile(encore_dtls *dtls,
+                                 encore_srtp_profile profile) G_GNUC_WARN_UNUSED_RESULT;
 
 /* Client: sends the ClientHello flight and arms the retransmission timer. Server: does nothing.
  * Returns 0, ENCORE_DTLS_ERR_STATE when called twice, or ENCORE_DTLS_ERR_HANDSHAKE. */
@@ -113,7 +122,8 @@ int encore_dtls_start(encore_dtls *dtls) G_GNUC_WARN_UNUSED_RESULT;
  * renegotiation is refused and ignored: a ClientHello (as server) or HelloRequest (as client) is
  * answered with a no_renegotiation warning alert and the association stays CONNECTED with its keys.
  * After an error the association is dead: later calls return the same error and send nothing. */
-int encore_dtls_handle(encore_dtls *dtls, const uint8_t *data, size_t len) G_GNUC_WARN_UNUSED_RESULT;
+int encore_dtls_handle(encore_dtls *dtls, const uint8_t *data,
+                       size_t len) G_GNUC_WARN_UNUSED_RESULT;
 
 /* Milliseconds until the retransmission timer fires (0 if it is already due), or -1 when no timer
  * runs (before start, after the handshake, after an error). */

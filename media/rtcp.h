@@ -84,13 +84,15 @@ typedef struct {
  * announce. REMB, transport-wide CC, APP, XR and unknown types are counted and skipped.
  * Returns 0, or -EINVAL when buf is NULL or shorter than 4 bytes or any of the above fails (*out
  * then holds what was read before the error). */
-int encore_rtcp_parse(const uint8_t *buf, size_t len, encore_rtcp_info *out) G_GNUC_WARN_UNUSED_RESULT;
+int encore_rtcp_parse(const uint8_t *buf, size_t len,
+                      encore_rtcp_info *out) G_GNUC_WARN_UNUSED_RESULT;
 
 /* The builders write into buf (cap bytes) and return the written length, or 0 when cap is too small
  * or an argument is invalid; buf may then be partly written. */
 
 /* A compound packet: an SR without report blocks (ntp is a 64-bit NTP timestamp) followed by an
- * SDES with the CNAME. cname must be 1..255 bytes; NULL gives a reduced-size SR alone (RFC 5506). */
+ * SDES with the CNAME. cname must be 1..255 bytes; NULL gives a reduced-size SR alone
+ * (RFC 5506). */
 size_t encore_rtcp_build_sr(uint8_t *buf, size_t cap, uint32_t ssrc, uint64_t ntp, uint32_t rtp_ts,
                             uint32_t packets, uint32_t octets, const char *cname);
 

@@ -172,8 +172,8 @@ int encore_rtp_ext_find(const uint8_t *buf, const encore_rtp_header *h, uint8_t 
     return -EINVAL;
 }
 
-int encore_rtp_add_ext_onebyte(uint8_t *buf, size_t len, size_t cap, uint8_t id, const uint8_t *data,
-                               size_t dlen, size_t *newlen)
+int encore_rtp_add_ext_onebyte(uint8_t *buf, size_t len, size_t cap, uint8_t id,
+                               const uint8_t *data, size_t dlen, size_t *newlen)
 {
     encore_rtp_header h;
     if (!data || !newlen || id < 1 || id > 14 || dlen < 1 || dlen > 16)

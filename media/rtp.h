@@ -40,7 +40,8 @@ typedef struct {
  * Returns 0, or -EINVAL when: buf is NULL or shorter than 12 bytes, the version is not 2, the CSRC
  * list or the extension block runs past the end, or the P bit is set and the padding count (last
  * byte) is 0 or larger than what follows the header. *out is unspecified on error. */
-int encore_rtp_parse(const uint8_t *buf, size_t len, encore_rtp_header *out) G_GNUC_WARN_UNUSED_RESULT;
+int encore_rtp_parse(const uint8_t *buf, size_t len,
+                     encore_rtp_header *out) G_GNUC_WARN_UNUSED_RESULT;
 
 /* RFC 5761 demultiplexing on a muxed RTP/RTCP port: true when len >= 4, the version is 2 and the
  * second byte, marker bit masked, is 64..95 (RTCP packet types 192..223). */
@@ -50,7 +51,7 @@ bool encore_rtp_is_rtcp(const uint8_t *buf, size_t len);
  * as opposed to STUN 0..3 or DTLS 20..63). False for an empty buffer. */
 bool encore_rtp_looks_like_rtp(const uint8_t *buf, size_t len);
 
-/* In-place field writers. buf must hold at least a fixed 12-byte RTP header (the caller parsed it). */
+/* In-place field writers. buf must hold at least the fixed 12-byte header (already parsed). */
 static inline void encore_rtp_set_seq(uint8_t *buf, uint16_t seq)
 {
     buf[2] = (uint8_t)(seq >> 8);
@@ -99,28 +100,32 @@ size_t encore_rtp_strip_extension(uint8_t *buf, size_t len) G_GNUC_WARN_UNUSED_R
 int encore_rtp_ext_find(const uint8_t *buf, const encore_rtp_header *h, uint8_t id,
                         const uint8_t **data, size_t *len) G_GNUC_WARN_UNUSED_RESULT;
 
-/* Adds one one-byte-header element (RFC 8285) with the given id and dlen bytes of data to the packet
- * buf[0..len), whose buffer holds cap bytes. A packet without extension gets a new 0xBEDE block; an
- * existing 0xBEDE block gets the element after its last element, growing by whole 32-bit words
- * only when its trailing padding is too short. The payload and padding move up; *newlen receives the
- * new length. data must not point into buf. On error buf is unchanged.
- * Returns 0, -EINVAL when buf does not parse, id is not 1..14, dlen is not 1..16, data is NULL or an
- * existing one-byte block is malformed; -EEXIST when the block already holds an element with this
- * id; -ENOTSUP when the packet carries an extension with another profile; -ENOSPC when cap is too
- * small for the result. */
-int encore_rtp_add_ext_onebyte(uint8_t *buf, size_t len, size_t cap, uint8_t id, const uint8_t *data,
-                               size_t dlen, size_t *newlen) G_GNUC_WARN_UNUSED_RESULT;
+/* Adds one one-byte-header element (RFC 8285) with the given id and dlen bytes of data to the
+ * packet buf[0..len), whose buffer holds cap bytes. A packet without extension gets a new 0xBEDE
+ * block; an existing 0xBEDE block gets the element after its last element, growing by whole 32-bit
+ * words only when its trailing padding is too short. The payload and padding move up; *newlen
+ * receives the new length. data must not point into buf. On error buf is unchanged.
+ * Returns 0, or:
+ *   -EINVAL  buf does not parse, id is not 1..14, dlen is not 1..16, data is NULL, or an existing
+ *            one-byte block is malformed (an element runs past it, or an id-15 terminator);
+ *   -EEXIST  the block already holds an element with this id;
+ *   -ENOTSUP the packet carries an extension with another profile;
+ *   -ENOSPC  cap is too small for the result. */
+int encore_rtp_add_ext_onebyte(uint8_t *buf, size_t len, size_t cap, uint8_t id,
+                               const uint8_t *data, size_t dlen,
+                               size_t *newlen) G_GNUC_WARN_UNUSED_RESULT;
 
 /* Finds the primary (last) block of an RFC 2198 RED payload so that a listener which did not
  * negotiate RED can be sent the plain codec payload. On success *pt is the primary block's payload
  * type and the primary data is payload[*off .. *off + *plen) (*plen may be 0).
  * Returns 0, or -EINVAL when the block headers are truncated or the redundant blocks' lengths run
  * past the end of the payload. */
-int encore_red_primary(const uint8_t *payload, size_t len, uint8_t *pt, size_t *off, size_t *plen)
-    G_GNUC_WARN_UNUSED_RESULT;
+int encore_red_primary(const uint8_t *payload, size_t len, uint8_t *pt, size_t *off,
+                       size_t *plen) G_GNUC_WARN_UNUSED_RESULT;
 
-/* Converts microseconds since the Unix epoch to a 64-bit NTP timestamp (seconds since 1900 in the
- * high 32 bits, modulo 2^32 as NTP eras wrap in 2036; the fraction rounded to the nearest 2^-32 s). */
+/* Converts microseconds since the Unix epoch to a 64-bit NTP timestamp: seconds since 1900 in the
+ * high 32 bits (modulo 2^32: NTP era 1 starts in 2036), the fraction rounded to the nearest
+ * 2^-32 s. */
 uint64_t encore_ntp_from_unix_us(int64_t unix_us);
 
 /* The middle 32 bits of an NTP timestamp (16.16 fixed point seconds), as used by RTCP LSR/DLSR. */

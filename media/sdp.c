@@ -72,7 +72,7 @@ static char lower(char c)
 static bool span_eq(span s, const char *lit)
 {
     size_t n = strlen(lit);
-    return s.n == n && memcmp(s.p, lit, n) == 0;
+    return s.n == n && (n == 0 || memcmp(s.p, lit, n) == 0);
 }
 
 static bool span_ieq(span s, const char *lit)
@@ -217,7 +217,8 @@ static bool copy_span(char *dst, size_t cap, span s)
 {
     if (s.n >= cap)
         return false;
-    memcpy(dst, s.p, s.n);
+    if (s.n)
+        memcpy(dst, s.p, s.n); /* an absent span has p == NULL */
     dst[s.n] = '\0';
     return true;
 }
@@ -321,8 +322,7 @@ static int check_lines(const char *sdp, size_t len, const char **why)
         } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
             *why = "not SDP: control characters";
             return ENCORE_SDP_ERR_INVALID;
-        }
-        if (i - line_start > ENCORE_SDP_MAX_LINE + 1) {
+        } else if (i - line_start >= ENCORE_SDP_MAX_LINE) {
             *why = "the offer has an overlong line";
             return ENCORE_SDP_ERR_INVALID;
         }
@@ -983,12 +983,9 @@ static int parse_offer(const char *sdp, size_t len, encore_sdp_offer *out, struc
                                                  : ENCORE_SDP_SENDRECV;
     if (st->media.has_ssrc) {
         out->ssrc = st->media.ssrc;
-        if (st->media.has_cname &&
-            (!is_visible(st->media.cname, sizeof out->cname - 1) ||
-             !copy_span(out->cname, sizeof out->cname, st->media.cname))) {
-            *why = "the audio a=ssrc cname is too long or has invalid characters";
-            return ENCORE_SDP_ERR_INVALID;
-        }
+        /* The cname is informational: one we could not echo safely is left out, not fatal. */
+        if (st->media.has_cname && is_visible(st->media.cname, sizeof out->cname - 1))
+            copy_span(out->cname, sizeof out->cname, st->media.cname);
     }
     out->n_sections = sc->n;
     for (int i = 0; i < sc->n; i++)

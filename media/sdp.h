@@ -83,13 +83,13 @@ typedef struct {
     bool rtcp_rsize;  /* a=rtcp-rsize */
 
     uint32_t ssrc;  /* first a=ssrc of the audio section, 0 if none */
-    char cname[256]; /* its cname ("" if not given); any characters except whitespace and controls */
+    char cname[256]; /* its cname: 1-255 visible ASCII characters, "" if absent or not like that */
 
     int n_sections; /* every m-section of the offer, in order */
     encore_sdp_section sections[ENCORE_SDP_MAX_SECTIONS];
 
     /* a=candidate values of the audio section (else of its BUNDLE tag section), each starting with
-     * "candidate:", ready for encore_sdp_parse_candidate(). */
+     * "candidate:" (they contain spaces), as written: ready for encore_sdp_parse_candidate(). */
     int n_candidates;
     int candidates_dropped; /* candidates beyond ENCORE_SDP_MAX_CANDIDATES */
     char candidates[ENCORE_SDP_MAX_CANDIDATES][ENCORE_SDP_CANDIDATE_LEN];
@@ -103,8 +103,9 @@ typedef struct {
  *                           input over 64 KiB, line over ENCORE_SDP_MAX_LINE, first line not v=0, no o=
  *                           line, no m= line, over 16 m-sections, a field too long for *out, duplicate
  *                           mid, BUNDLE naming an unknown mid, no enabled audio section, the audio section
- *                           not UDP/TLS/RTP/SAVPF, missing or malformed ICE ufrag/pwd, no usable
- *                           fingerprint, a=setup:holdconn, no a=rtcp-mux;
+ *                           not UDP/TLS/RTP/SAVPF or with a format that is not a payload type,
+ *                           missing or malformed ICE ufrag/pwd, no usable fingerprint, a=setup:holdconn
+ *                           or an unknown a=setup value, no a=rtcp-mux;
  *   ENCORE_SDP_ERR_NO_OPUS  the audio section(s) do not offer opus/48000/2.
  * why may be NULL. */
 int encore_sdp_parse_offer(const char *sdp, size_t len, encore_sdp_offer *out, const char **why)
@@ -153,7 +154,7 @@ int encore_sdp_answer_direction(const encore_sdp_offer *offer, bool send);
  *            credentials, fingerprint, setup incompatible with the offer, bitrate, ip, a string with
  *            whitespace or control characters, a candidate not starting with "candidate:");
  *   -ENOSPC  buf (cap bytes) is too small; its content is then unspecified. 8 KiB always suffices
- *            for 16 sections without candidates; add 270 bytes per candidate. */
+ *            for 16 sections without candidates; add strlen + 4 bytes per candidate. */
 int encore_sdp_build_answer(const encore_sdp_offer *offer, const encore_sdp_answer_params *p, char *buf,
                             size_t cap, size_t *out_len) G_GNUC_WARN_UNUSED_RESULT;
 

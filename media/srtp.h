@@ -1,6 +1,6 @@
 /* SRTP/SRTCP protection of one WebRTC peer's media (libsrtp2): one inbound and one outbound session
- * keyed from DTLS-SRTP. An encore_srtp is owned by the media worker thread of its peer and used only
- * there; protect/unprotect work in place, never allocate per packet and never log. */
+ * keyed from DTLS-SRTP. An encore_srtp is owned by the media worker thread of its peer and used
+ * only there; protect/unprotect work in place, never allocate per packet and never log. */
 #ifndef ENCORE_MEDIA_SRTP_H
 #define ENCORE_MEDIA_SRTP_H
 
@@ -16,7 +16,8 @@ typedef enum {
     ENCORE_SRTP_AEAD_AES_128_GCM = 2,  /* AES-128 GCM, 128-bit tag (RFC 7714) */
 } encore_srtp_profile;
 
-/* Largest master key and salt of any supported profile (AES-128: 16; salt 14 for CM, 12 for GCM). */
+/* Largest master key and salt of any supported profile (AES-128: 16; salt 14 for CM, 12 for GCM).
+ */
 #define ENCORE_SRTP_MAX_KEY_LEN 16
 #define ENCORE_SRTP_MAX_SALT_LEN 14
 
@@ -27,13 +28,18 @@ typedef enum {
 
 /* Error codes of this module (all negative; the media path counts drops by reason). */
 enum {
-    ENCORE_SRTP_ERR_AUTH = -1,      /* authentication tag did not verify (forged, corrupted, wrong key) */
-    ENCORE_SRTP_ERR_REPLAY = -2,    /* index already seen or older than the replay window */
-    ENCORE_SRTP_ERR_MALFORMED = -3, /* too short for its header/trailer, header runs past the end,
-                                     * not version 2, or longer than libsrtp can take */
-    ENCORE_SRTP_ERR_NOSPACE = -4,   /* protect: cap - len is smaller than the trailer */
-    ENCORE_SRTP_ERR_INTERNAL = -5,  /* any other libsrtp failure (cipher failure, key usage limit
-                                     * reached, stream allocation failed for a new SSRC) */
+    /* The authentication tag did not verify (forged, corrupted, wrong key). */
+    ENCORE_SRTP_ERR_AUTH = -1,
+    /* The index was already accepted, or is older than the replay window. */
+    ENCORE_SRTP_ERR_REPLAY = -2,
+    /* Too short for its header and trailer, header runs past the end, not version 2, or longer
+     * than libsrtp can take. */
+    ENCORE_SRTP_ERR_MALFORMED = -3,
+    /* protect: cap - len is smaller than the trailer. */
+    ENCORE_SRTP_ERR_NOSPACE = -4,
+    /* Any other libsrtp failure (cipher failure, key usage limit reached, stream allocation for a
+     * new SSRC failed). */
+    ENCORE_SRTP_ERR_INTERNAL = -5,
 };
 
 /* Keys for one peer, as exported by DTLS-SRTP (media/dtls.h: encore_dtls_srtp_keys). "local" keys
@@ -80,13 +86,13 @@ size_t encore_srtp_trailer_len(const encore_srtp *srtp, gboolean rtcp);
 
 /* Protects the RTP packet buf[0..*len) in place; on success *len grows by the tag length.
  * cap is the size of buf. A retransmission may repeat a sequence number, but it must carry
- * byte-identical contents (with GCM a different payload under the same index would reuse the nonce).
- * The first packet of a new SSRC sets up a stream inside libsrtp (that one allocates); after that
- * no allocation happens. Returns 0, or:
- *   ENCORE_SRTP_ERR_MALFORMED  *len < 12, version not 2, header runs past *len, or too long;
- *   ENCORE_SRTP_ERR_NOSPACE    cap - *len is smaller than the RTP trailer;
- *   ENCORE_SRTP_ERR_INTERNAL   libsrtp failed otherwise (e.g. key usage limit reached).
- * buf is unspecified after an error other than MALFORMED/NOSPACE (which leave it untouched). */
+ * byte-identical contents (with GCM a different payload under the same index would reuse the
+ * nonce). The first packet of a new SSRC sets up a stream inside libsrtp (that one allocates);
+ * after that no allocation happens. Returns 0, or: ENCORE_SRTP_ERR_MALFORMED  *len < 12, version
+ * not 2, header runs past *len, or too long; ENCORE_SRTP_ERR_NOSPACE    cap - *len is smaller than
+ * the RTP trailer; ENCORE_SRTP_ERR_INTERNAL   libsrtp failed otherwise (e.g. key usage limit
+ * reached). buf is unspecified after an error other than MALFORMED/NOSPACE (which leave it
+ * untouched). */
 int encore_srtp_protect_rtp(encore_srtp *srtp, uint8_t *buf, size_t *len,
                             size_t cap) G_GNUC_WARN_UNUSED_RESULT;
 
@@ -98,14 +104,16 @@ int encore_srtp_protect_rtp(encore_srtp *srtp, uint8_t *buf, size_t *len,
  *   ENCORE_SRTP_ERR_REPLAY     this index was already accepted or is older than the window;
  *   ENCORE_SRTP_ERR_INTERNAL   other libsrtp failure.
  * On error buf may have been changed and must be dropped. */
-int encore_srtp_unprotect_rtp(encore_srtp *srtp, uint8_t *buf, size_t *len) G_GNUC_WARN_UNUSED_RESULT;
+int encore_srtp_unprotect_rtp(encore_srtp *srtp, uint8_t *buf,
+                              size_t *len) G_GNUC_WARN_UNUSED_RESULT;
 
 /* Same as the RTP pair for one (compound) RTCP packet. The minimum plain RTCP packet is 8 bytes
  * (header + sender SSRC); SRTCP adds a 4-byte index word and the tag. Every protect call uses a
  * new SRTCP index, so repeating RTCP is always fine. Errors as above. */
 int encore_srtp_protect_rtcp(encore_srtp *srtp, uint8_t *buf, size_t *len,
                              size_t cap) G_GNUC_WARN_UNUSED_RESULT;
-int encore_srtp_unprotect_rtcp(encore_srtp *srtp, uint8_t *buf, size_t *len) G_GNUC_WARN_UNUSED_RESULT;
+int encore_srtp_unprotect_rtcp(encore_srtp *srtp, uint8_t *buf,
+                               size_t *len) G_GNUC_WARN_UNUSED_RESULT;
 
 /* Short description of an error code of this module, for logs. Static storage. */
 const char *encore_srtp_strerror(int err);

@@ -18,20 +18,13 @@ G_STATIC_ASSERT((ENCORE_STAGE_CACHE_SLOTS & (ENCORE_STAGE_CACHE_SLOTS - 1)) == 0
 G_STATIC_ASSERT(65536 % ENCORE_STAGE_CACHE_SLOTS == 0);
 G_STATIC_ASSERT(ENCORE_STAGE_CACHE_MTU <= UINT16_MAX);
 
-typedef struct {
-    bool used;
-    uint16_t seq; /* output sequence number of the packet held */
-    uint16_t len;
-    uint8_t data[ENCORE_STAGE_CACHE_MTU];
-} cache_slot;
-
 struct encore_stage {
     uint32_t out_ssrc;
     uint32_t clock_rate;
 
     /* The current source. Offsets map its numbering onto the output: out = in + offset. */
-    uint32_t src_ssrc;   /* 0: nobody */
-    bool src_started;    /* its first packet was accepted and the offsets are set */
+    uint32_t src_ssrc; /* 0: nobody */
+    bool src_started;  /* its first packet was accepted and the offsets are set */
     uint16_t seq_off;
     uint32_t ts_off;
     uint16_t src_max_seq; /* highest input sequence number accepted */
@@ -49,7 +42,11 @@ struct encore_stage {
     uint32_t packets;
     uint32_t octets;
 
-    cache_slot *cache; /* ENCORE_STAGE_CACHE_SLOTS slots */
+    /* The packet cache. Slot metadata lives here so that creating a stage touches no page of the
+     * packet storage, which the kernel commits only as packets arrive. */
+    uint16_t cache_seq[ENCORE_STAGE_CACHE_SLOTS]; /* output sequence number held by each slot */
+    uint16_t cache_len[ENCORE_STAGE_CACHE_SLOTS]; /* packet length; 0: empty */
+    uint8_t *cache_data; /* ENCORE_STAGE_CACHE_SLOTS * ENCORE_STAGE_CACHE_MTU bytes */
 };
 
 encore_stage *encore_stage_new(uint32_t out_ssrc, uint32_t clock_rate)
@@ -59,9 +56,7 @@ encore_stage *encore_stage_new(uint32_t out_ssrc, uint32_t clock_rate)
     encore_stage *st = g_new0(encore_stage, 1);
     st->out_ssrc = out_ssrc;
     st->clock_rate = clock_rate;
-    st->cache = g_new(cache_slot, ENCORE_STAGE_CACHE_SLOTS);
-    for (size_t i = 0; i < ENCORE_STAGE_CACHE_SLOTS; i++)
-        st->cache[i].used = false;
+    st->cache_data = g_malloc((size_t)ENCORE_STAGE_CACHE_SLOTS * ENCORE_STAGE_CACHE_MTU);
     return st;
 }
 
@@ -69,7 +64,7 @@ void encore_stage_free(encore_stage *st)
 {
     if (!st)
         return;
-    g_free(st->cache);
+    g_free(st->cache_data);
     g_free(st);
 }
 
@@ -121,7 +116,7 @@ static void source_start(encore_stage *st, const encore_rtp_header *h, int64_t n
     uint16_t out_seq;
     uint32_t out_ts;
     if (!st->started) {
-        /* Below 2^15 like libwebrtc, so an SRTP receiver does not meet a wrap in its first packets. */
+        /* Below 2^15 like libwebrtc: an SRTP receiver meets no wrap in its first packets. */
         out_seq = (uint16_t)g_random_int_range(1, 32768);
         out_ts = g_random_int();
     } else {
@@ -179,17 +174,19 @@ static int source_accept(encore_stage *st, uint16_t seq, bool *advance)
 
 static void cache_store(encore_stage *st, uint16_t seq, const uint8_t *pkt, size_t len)
 {
-    cache_slot *s = &st->cache[seq % ENCORE_STAGE_CACHE_SLOTS];
-    if (s->used && (int16_t)(uint16_t)(seq - s->seq) < 0)
-        return; /* the slot already holds a newer packet; keep it */
+    size_t i = seq % ENCORE_STAGE_CACHE_SLOTS;
+    /* A late packet must not evict a newer one: the slot's packet is newer when it lies in
+     * (seq, last_seq]. Anything else in the slot (older, or stale from long ago) is replaced. */
+    if (st->cache_len[i] &&
+        (uint16_t)(st->last_seq - st->cache_seq[i]) < (uint16_t)(st->last_seq - seq))
+        return;
     if (len > ENCORE_STAGE_CACHE_MTU) {
-        s->used = false;
+        st->cache_len[i] = 0;
         return;
     }
-    memcpy(s->data, pkt, len);
-    s->len = (uint16_t)len;
-    s->seq = seq;
-    s->used = true;
+    memcpy(st->cache_data + i * ENCORE_STAGE_CACHE_MTU, pkt, len);
+    st->cache_len[i] = (uint16_t)len;
+    st->cache_seq[i] = seq;
 }
 
 int encore_stage_rewrite(encore_stage *st, uint8_t *pkt, size_t len, int64_t now_us)
@@ -239,11 +236,11 @@ int encore_stage_cache_get(encore_stage *st, uint16_t seq, const uint8_t **pkt, 
 {
     if (!st->started || (uint16_t)(st->last_seq - seq) >= ENCORE_STAGE_CACHE_SLOTS)
         return -ENOENT;
-    const cache_slot *s = &st->cache[seq % ENCORE_STAGE_CACHE_SLOTS];
-    if (!s->used || s->seq != seq)
+    size_t i = seq % ENCORE_STAGE_CACHE_SLOTS;
+    if (st->cache_len[i] == 0 || st->cache_seq[i] != seq)
         return -ENOENT;
-    *pkt = s->data;
-    *len = s->len;
+    *pkt = st->cache_data + i * ENCORE_STAGE_CACHE_MTU;
+    *len = st->cache_len[i];
     return 0;
 }
 

@@ -19,7 +19,8 @@
 #define ENCORE_STAGE_MAX_AGE 1000
 /* After this many consecutive packets of the current source refused as too old (more than
  * MAX_AGE behind, or before its first packet), the sender is taken to have restarted its sequence
- * numbers: the next such packet is treated as the first of a new source. Duplicates do not count. */
+ * numbers: the next such packet is treated as the first of a new source. Duplicates do not
+ * count. */
 #define ENCORE_STAGE_RESYNC_AFTER 50
 
 typedef struct encore_stage encore_stage;
@@ -39,33 +40,33 @@ void encore_stage_set_source(encore_stage *st, uint32_t in_ssrc);
 /* The SSRC currently selected (0: nobody). */
 uint32_t encore_stage_source(const encore_stage *st);
 
-/* Rewrites the decrypted RTP packet pkt[0..len) in place for listeners: SSRC -> out_ssrc, sequence
- * number and timestamp -> the continuous output numbering, and on the first packet of a source the
- * marker bit is set (a new talkspurt for the listener's jitter buffer). Within one source
- * out = in + offset (mod 2^16 and 2^32), so reordered packets keep their spacing. The first packet
- * of a new source continues at the last output sequence number + 1 and the last output timestamp +
- * the wall time elapsed since that packet (now_us, any monotonic microsecond clock), at least one
- * 20 ms frame, so neither goes backwards for a listener. The very first source starts at a random
- * sequence number (1..32767) and timestamp. On success a copy of the rewritten packet goes into the
- * cache (packets larger than ENCORE_STAGE_CACHE_MTU are forwarded but not cached).
- * Returns 0 (forward the packet), or:
- *   -EINVAL   pkt is not a valid RTP packet (or is RTCP); pkt is unchanged.
- *   -ESRCH    no source is selected or the packet's SSRC is not the selected one; unchanged.
+/* Rewrites the decrypted RTP packet pkt[0..len) in place for listeners: SSRC -> out_ssrc,
+ * sequence number and timestamp -> the continuous output numbering, and on the first packet of a
+ * source the marker bit is set (a new talkspurt for the listener's jitter buffer). Within one
+ * source out = in + offset (mod 2^16 and 2^32), so reordered packets keep their spacing. The first
+ * packet of a new source continues at the last output sequence number + 1 and the last output
+ * timestamp + the wall time elapsed since that packet (now_us, any monotonic microsecond clock),
+ * at least one 20 ms frame, so neither goes backwards for a listener. The very first source starts
+ * at a random sequence number (1..32767) and timestamp. On success a copy of the rewritten packet
+ * goes into the cache (packets larger than ENCORE_STAGE_CACHE_MTU are forwarded, not cached).
+ * Returns 0 (forward the packet), or, leaving pkt unchanged:
+ *   -EINVAL   pkt is not a valid RTP packet (or is RTCP);
+ *   -ESRCH    no source is selected or the packet's SSRC is not the selected one;
  *   -EALREADY a duplicate, or too old: from before the source's first packet or more than
- *             ENCORE_STAGE_MAX_AGE behind its highest sequence number (see RESYNC_AFTER); unchanged. */
-int encore_stage_rewrite(encore_stage *st, uint8_t *pkt, size_t len, int64_t now_us)
-    G_GNUC_WARN_UNUSED_RESULT;
+ *             ENCORE_STAGE_MAX_AGE behind its highest sequence number (see RESYNC_AFTER). */
+int encore_stage_rewrite(encore_stage *st, uint8_t *pkt, size_t len,
+                         int64_t now_us) G_GNUC_WARN_UNUSED_RESULT;
 
 /* Looks up the cached packet with output sequence number seq, for a NACK. *pkt points into the
  * cache and stays valid until the next encore_stage_rewrite or encore_stage_free.
  * Returns 0, or -ENOENT when the packet is not cached (never sent, overwritten, too large, or more
  * than ENCORE_STAGE_CACHE_SLOTS behind the last output sequence number). */
-int encore_stage_cache_get(encore_stage *st, uint16_t seq, const uint8_t **pkt, size_t *len)
-    G_GNUC_WARN_UNUSED_RESULT;
+int encore_stage_cache_get(encore_stage *st, uint16_t seq, const uint8_t **pkt,
+                           size_t *len) G_GNUC_WARN_UNUSED_RESULT;
 
-/* The RTP timestamp that corresponds to now_us on the output stream: the last output timestamp plus
- * the time elapsed since that packet, in clock units. This is the RTP time to put in a sender report
- * next to the NTP time of now_us. 0 before the first packet. */
+/* The RTP timestamp that corresponds to now_us on the output stream: the last output timestamp
+ * plus the time elapsed since that packet, in clock units (capped at 2^31 - 1). This is the RTP
+ * time to put in a sender report next to the NTP time of now_us. 0 before the first packet. */
 uint32_t encore_stage_rtp_now(const encore_stage *st, int64_t now_us);
 
 /* Packets and payload octets (header and padding excluded) forwarded so far, modulo 2^32, as a
@@ -73,7 +74,8 @@ uint32_t encore_stage_rtp_now(const encore_stage *st, int64_t now_us);
 void encore_stage_stats(const encore_stage *st, uint32_t *packets, uint32_t *octets);
 
 /* The highest output sequence number so far, and the newest output timestamp (which follows the
- * packets that advance the sequence number but never moves backwards); 0 before the first packet. */
+ * packets that advance the sequence number but never moves backwards); 0 before the first
+ * packet. */
 uint16_t encore_stage_last_seq(const encore_stage *st);
 uint32_t encore_stage_last_ts(const encore_stage *st);
 

@@ -42,7 +42,7 @@ encore_workers *encore_workers_new(int n)
         w->index = i;
         w->ctx = g_main_context_new();
         w->loop = g_main_loop_new(w->ctx, FALSE);
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "media-%d", i);
         w->thread = g_thread_new(name, worker_main, w);
     }

@@ -1,5 +1,5 @@
-/* The signaling JSON codec (docs/protocol.md): decoding one websocket frame into a request with size,
- * depth, UTF-8 and envelope checks, a field-schema validator, and builders for replies. Pure
+/* The signaling JSON codec (docs/protocol.md): decoding one websocket frame into a request with
+ * size, depth, UTF-8 and envelope checks, a field-schema validator, and builders for replies. Pure
  * functions callable from any thread; they keep no state and never log, so they can be fuzzed. */
 #ifndef ENCORE_SIGNALING_PROTO_H
 #define ENCORE_SIGNALING_PROTO_H
@@ -47,7 +47,7 @@ typedef struct {
 
 /* What went wrong, for the error reply. */
 typedef struct {
-    const char *code; /* static string, one of the ENCORE_PROTO_CODE_* values */
+    const char *code;  /* static string, one of the ENCORE_PROTO_CODE_* values */
     char message[160]; /* for people: printable ASCII only, always NUL-terminated */
 } encore_proto_err;
 
@@ -85,7 +85,7 @@ typedef enum {
 /* Field flags. */
 enum {
     ENCORE_PROTO_IDENT = 1u << 0,      /* STRING: only [A-Za-z0-9_-] */
-    ENCORE_PROTO_NO_CONTROL = 1u << 1, /* STRING: no control characters (U+0000-001F, U+007F-009F) */
+    ENCORE_PROTO_NO_CONTROL = 1u << 1, /* STRING: no control character (U+0000-1F, U+007F-9F) */
     ENCORE_PROTO_NULLABLE = 1u << 2,   /* any kind: JSON null is accepted as well */
 };
 

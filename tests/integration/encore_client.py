@@ -45,6 +45,12 @@ gi.require_version('Soup', '3.0')
 from gi.repository import Gio, GLib, Gst, GstSdp, GstWebRTC, Soup  # noqa: E402
 
 try:
+    gi.require_version('Nice', '0.1')
+    from gi.repository import Nice  # noqa: F401 - gives the NiceAgent methods (restart_stream)
+except (ValueError, ImportError):  # without it an ICE restart only changes the credentials
+    Nice = None
+
+try:
     import numpy
 except ImportError:  # the pure-Python Goertzel fallback below is used instead
     numpy = None
@@ -92,12 +98,10 @@ def _on_main(fn, *args):
     GLib.idle_add(call)
 
 
-def _wait_promise(promise, what, timeout=10.0):
+def _wait_promise(promise, what):
     """Waits for a Gst.Promise answered by webrtcbin's own thread; returns its reply structure."""
-    deadline = time.monotonic() + timeout
-    while promise.wait() != Gst.PromiseResult.REPLIED:
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f'{what}: promise not answered')
+    if promise.wait() != Gst.PromiseResult.REPLIED:
+        raise RuntimeError(f'{what}: promise not answered')
     reply = promise.get_reply()
     if reply is not None and reply.has_field('error'):
         raise RuntimeError(f'{what}: {reply.get_value("error")}')
@@ -150,28 +154,27 @@ def http_get(port, path, timeout=3.0):
 
 
 def parse_metrics(text):
-    """Parses Prometheus text exposition into {'name{labels}': float}."""
+    """Parses Prometheus text exposition into {'name{labels}': value} (timestamps ignored)."""
     out = {}
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith('#'):
             continue
-        key, _, rest = line.rpartition(' ')
-        if not key:
-            continue
-        # A sample may carry a timestamp after the value: "name{..} value ts".
-        parts = line.split()
         if '}' in line:
-            key = line[:line.rindex('}') + 1]
-            parts = line[line.rindex('}') + 1:].split()
+            cut = line.rindex('}') + 1
+            key, rest = line[:cut], line[cut:].split()
         else:
-            key = parts[0]
-            parts = parts[1:]
+            key, *rest = line.split()
         try:
-            out[key] = float(parts[0])
+            out[key] = float(rest[0])
         except (IndexError, ValueError):
             pass
     return out
+
+
+def metric_sum(metrics, pred):
+    """Sum of the samples whose 'name{labels}' key satisfies pred."""
+    return sum(v for k, v in metrics.items() if pred(k))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,12 +237,14 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f'encored exited with {self.proc.returncode} during start-up')
+                raise RuntimeError(f'encored exited with {self.proc.returncode} during start-up; '
+                                   f'log:\n{self.log_tail()}')
             status, _ = http_get(self.port, '/healthz', timeout=1.0)
             if status == 200:
                 return
             time.sleep(0.1)
-        raise TimeoutError('encored: /healthz not 200 within %.0f s' % timeout)
+        raise TimeoutError(f'encored: /healthz not 200 within {timeout:.0f} s; log:\n'
+                           f'{self.log_tail()}')
 
     @property
     def ws_url(self):
@@ -464,6 +469,100 @@ class Signaling:
                 stream.close(None)
             except GLib.Error:
                 pass
+
+
+class RawWebSocket:
+    """A blocking, byte-exact websocket client for what libsoup cannot do deterministically.
+
+    (libsoup drops what it has received when the server closes while frames are still queued for
+    writing, so a flood test could not see the close code.) send_frames() writes many frames in one
+    go; read_all() reads until the server closes the TCP connection and returns the frames.
+    """
+
+    def __init__(self, port, protocol='encore.v1', timeout=5.0):
+        import base64
+        self.sock = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f'GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n'
+                           f'Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n'
+                           f'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocol}\r\n'
+                           '\r\n').encode())
+        data = b''
+        while b'\r\n\r\n' not in data:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError('websocket handshake: connection closed')
+            data += chunk
+        head, _, self._buf = data.partition(b'\r\n\r\n')
+        self.status = int(head.split(b' ', 2)[1])
+        if self.status != 101:
+            raise ConnectionError(f'websocket handshake answered {head[:80]!r}')
+
+    @staticmethod
+    def frame(payload, opcode=1):
+        """One masked client frame."""
+        mask = os.urandom(4)
+        n = len(payload)
+        if n < 126:
+            head = struct.pack('!BB', 0x80 | opcode, 0x80 | n)
+        elif n < 65536:
+            head = struct.pack('!BBH', 0x80 | opcode, 0x80 | 126, n)
+        else:
+            head = struct.pack('!BBQ', 0x80 | opcode, 0x80 | 127, n)
+        if numpy is not None:
+            m = numpy.frombuffer((mask * (n // 4 + 1))[:n], dtype=numpy.uint8)
+            body = (numpy.frombuffer(payload, dtype=numpy.uint8) ^ m).tobytes()
+        else:
+            body = bytes(b ^ mask[i & 3] for i, b in enumerate(payload))
+        return head + mask + body
+
+    def send_frames(self, payloads):
+        self.sock.sendall(b''.join(self.frame(p) for p in payloads))
+
+    def read_all(self, timeout=5.0):
+        """Reads until EOF/reset/timeout; returns (frames as (opcode, payload), how it ended)."""
+        self.sock.settimeout(timeout)
+        buf, end = self._buf, 'eof'
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        except socket.timeout:
+            end = 'timeout'
+        except OSError as e:
+            end = f'error {e.errno}'
+        frames, i = [], 0
+        while i + 2 <= len(buf):
+            op, n, j = buf[i] & 0x0F, buf[i + 1] & 0x7F, i + 2
+            if n == 126:
+                n, j = struct.unpack('!H', buf[j:j + 2])[0], j + 2
+            elif n == 127:
+                n, j = struct.unpack('!Q', buf[j:j + 8])[0], j + 8
+            if j + n > len(buf):
+                break
+            frames.append((op, buf[j:j + n]))
+            i = j + n
+        return frames, end
+
+    def close(self):
+        self.sock.close()
+
+
+def join_room(url, room, name):
+    """A new websocket that has joined room as name; .you holds the member id."""
+    sig = Signaling(url, name=name)
+    sig.you = sig.call('room.join', room=room, name=name)['you']
+    return sig
+
+
+def wait_state(sig, pred, timeout=5.0):
+    """Waits until the latest room.state received on sig satisfies pred; returns it or None."""
+    def check():
+        st = sig.last_state()
+        return st if st is not None and pred(st) else None
+    return run_until(check, timeout)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -766,6 +865,12 @@ class _Peer:
         self._bus = bus
         self.stopped = False
         self._last_ufrag = None
+        self.notes = []
+        self.restarts = 0
+        self.selected_pairs = []        # (monotonic time, local, remote) from libnice
+        if Nice is not None:
+            agent = self.ice_agent.get_property('agent')
+            agent.connect('new-selected-pair-full', self._on_selected_pair)
 
     def start(self):
         if self.pipe.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
@@ -803,6 +908,9 @@ class _Peer:
             if self.on_local_candidate:
                 self.on_local_candidate(0, '')
 
+    def _on_selected_pair(self, agent, stream_id, component, local, remote):
+        self.selected_pairs.append((time.monotonic(), local.addr.get_port(), remote.addr.get_port()))
+
     def _on_ice_state(self, webrtc, pspec):
         self.ice_state = webrtc.get_property('ice-connection-state')
         self.state_log.append((time.monotonic(), 'ice', self.ice_state.value_nick))
@@ -835,12 +943,29 @@ class _Peer:
             text = new_ice_credentials(text)
             offer = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.OFFER,
                                                            _parse_sdp(text))
+            self._restart_nice_stream()
         promise2 = Gst.Promise.new()
         self.gathering_done = False
         self.webrtc.emit('set-local-description', offer, promise2)
         _wait_promise(promise2, f'{self.name}: set-local-description')
         self._last_ufrag = sdp_attr(text, 'ice-ufrag')
         return text
+
+    def _restart_nice_stream(self):
+        """nice_agent_restart_stream() on our ICE stream: forgets the old generation's check list
+        and remote candidates (keeping the selected pair so media flows meanwhile), so the new
+        remote candidates are checked and nominated with the new credentials."""
+        if Nice is None:
+            self.notes.append('gir1.2-nice-0.1 missing: ICE restart changes credentials only')
+            return
+        trans = self.transceiver
+        dtls = trans.get_property('sender').get_property('transport') or \
+            trans.get_property('receiver').get_property('transport')
+        stream = dtls.get_property('transport').get_property('stream')
+        agent = self.ice_agent.get_property('agent')
+        if not agent.restart_stream(stream.get_property('stream-id')):
+            raise RuntimeError(f'{self.name}: nice_agent_restart_stream failed')
+        self.restarts += 1
 
     def create_answer(self):
         promise = Gst.Promise.new()
@@ -930,6 +1055,10 @@ class _Peer:
 
     def connected(self):
         return self.conn_state == GstWebRTC.WebRTCPeerConnectionState.CONNECTED
+
+    def five_tuple(self):
+        """(local port, server port) of the pair libnice selected last, or None."""
+        return self.selected_pairs[-1][1:] if self.selected_pairs else None
 
 
 class Publisher(_Peer):
@@ -1074,6 +1203,44 @@ def spray_udp(ports, datagrams, rounds=3, host='127.0.0.1'):
     return sent
 
 
+def _ip_checksum(header):
+    total = sum(struct.unpack(f'!{len(header) // 2}H', header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def spray_udp_spoofed(src_port, dst_port, datagrams, rounds=3, host='127.0.0.1'):
+    """Sends every datagram from host:src_port (spoofed with a raw socket) to host:dst_port.
+
+    This is how garbage reaches the server from an address it already trusts (a peer's own ICE
+    5-tuple), past any check on the source. Needs CAP_NET_RAW; returns the number sent, or None
+    when raw sockets are not allowed.
+    """
+    assert host.startswith('127.')
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    except PermissionError:
+        return None
+    addr = socket.inet_aton(host)
+    sent = 0
+    try:
+        for _ in range(rounds):
+            for d in datagrams:
+                udp = struct.pack('!HHHH', src_port, dst_port, 8 + len(d), 0) + d  # no checksum
+                ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), random.getrandbits(16),
+                                 0, 64, socket.IPPROTO_UDP, 0, addr, addr)
+                ip = ip[:10] + struct.pack('!H', _ip_checksum(ip)) + ip[12:]
+                try:
+                    s.sendto(ip + udp, (host, 0))
+                    sent += 1
+                except OSError:
+                    pass
+    finally:
+        s.close()
+    return sent
+
+
 # ---------------------------------------------------------------------------------------------
 # TAP
 # ---------------------------------------------------------------------------------------------
@@ -1097,6 +1264,10 @@ class Tap:
             self.diag(diag)
         return bool(cond)
 
+    def skip(self, reason):
+        self.count += 1
+        print(f'ok {self.count} # SKIP {reason}', flush=True)
+
     def diag(self, text):
         for line in str(text).splitlines():
             print(f'# {line}', flush=True)
@@ -1119,14 +1290,23 @@ def run_test(plan, body, limit=75):
     """Runs body(tap) in a loopback-only namespace with a hard time limit; exits with TAP status.
 
     Exceptions abort the test with `Bail out!` and the server log tail. body may set tap.server.
+    A watchdog thread ends the process after limit seconds whatever the main thread is doing.
     """
     enter_loopback_netns()
     tap = Tap(plan)
 
-    def on_alarm(signum, frame):
-        raise TimeoutError(f'test exceeded its {limit} s limit')
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(limit)
+    def watchdog():
+        tap.diag(f'test exceeded its {limit} s limit')
+        if tap.server is not None:
+            if tap.server.alive():
+                tap.server.proc.kill()
+            tap.diag('--- encored log tail ---')
+            tap.diag(tap.server.log_tail())
+        tap.bail(f'timeout after {limit} s')
+        os._exit(1)
+    timer = threading.Timer(limit, watchdog)
+    timer.daemon = True
+    timer.start()
     status = 1
     try:
         body(tap)
@@ -1140,7 +1320,7 @@ def run_test(plan, body, limit=75):
         tap.bail(f'{type(e).__name__}: {e}')
         status = 1
     finally:
-        signal.alarm(0)
+        timer.cancel()
         if tap.server is not None:
             tap.server.cleanup()
     sys.stdout.flush()

@@ -7,8 +7,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from encore_client import (AudioMeter, Gst, Listener, Publisher, RtpLog, _Peer,  # noqa: E402
-                           run_test, run_until, sdp_attr, sleep)
+import json  # noqa: E402
+
+from encore_client import (AudioMeter, Gst, Listener, Publisher, RtpLog, Signaling,  # noqa: E402
+                           Soup, _Peer, run_test, run_until, sdp_attr, sleep)
 
 
 class Answerer(_Peer):
@@ -50,7 +52,65 @@ def wire(offerer, answerer, ice_restart=False):
     return offer, answer
 
 
+class MockWs:
+    """A libsoup websocket server speaking a sliver of the protocol, to exercise Signaling."""
+
+    def __init__(self):
+        self.server = Soup.Server()
+        self.server.add_websocket_handler('/ws', None, ['encore.v1'], self._on_ws)
+        self.server.listen_local(0, Soup.ServerListenOptions.IPV4_ONLY)
+        self.port = self.server.get_uris()[0].get_port()
+        self.conns = []
+        self.closed = 0
+
+    def _on_ws(self, server, msg, path, conn):
+        self.conns.append(conn)
+        conn.connect('message', self._on_message)
+        conn.connect('closed', self._on_closed)
+
+    def _on_closed(self, conn):
+        self.closed += 1
+
+    def _on_message(self, conn, kind, data):
+        try:
+            m = json.loads(data.get_data().decode())
+        except ValueError:
+            conn.send_text(json.dumps({'type': 'error', 'code': 'parse_error', 'message': 'x'}))
+            return
+        if m.get('type') == 'ping':
+            conn.send_text(json.dumps({'type': 'room.state', 'room': 'r', 'listeners': 0}))
+            conn.send_text(json.dumps({'type': 'result', 'id': m['id'], 'data': {}}))
+        elif m.get('type') == 'flood':
+            conn.close(1008, 'flood')
+        else:
+            conn.send_text(json.dumps({'type': 'error', 'id': m.get('id'), 'code': 'unknown_type',
+                                       'message': 'no'}))
+
+
+def signaling_checks(tap):
+    mock = MockWs()
+    sig = Signaling(f'ws://127.0.0.1:{mock.port}/ws')
+    tap.ok(sig.protocol == 'encore.v1', 'websocket negotiates encore.v1', sig.protocol)
+    tap.ok(sig.ping() and sig.last_state() is not None, 'ping answered; events recorded',
+           sig.frames)
+    frame = sig.request('nope', id_='abc')
+    tap.ok(frame.get('code') == 'unknown_type' and frame.get('id') == 'abc',
+           'string ids matched to error answers', frame)
+    mark = sig.mark()
+    sig.send_raw_text(b'{"type":')
+    tap.ok(sig.wait_frame(lambda f: f.get('code') == 'parse_error', 3, since=mark) is not None,
+           'raw text frames sent as they are', sig.frames[mark:])
+    sig.send({'type': 'flood'})
+    tap.ok(run_until(lambda: sig.closed, 3) and sig.close_code == 1008,
+           'close code reported', sig.close_code)
+    sig2 = Signaling(f'ws://127.0.0.1:{mock.port}/ws')
+    sig2.abort()
+    tap.ok(run_until(lambda: mock.closed >= 2, 3) and not sig2.ping(0.5),
+           'abort drops the connection', mock.closed)
+
+
 def body(tap):
+    signaling_checks(tap)
     pub = Publisher(440)
     rx = Answerer()
     offer, answer = wire(pub, rx)
@@ -79,6 +139,7 @@ def body(tap):
 
     ufrag1 = sdp_attr(offer, 'ice-ufrag')
     before = lis.rtp.count()
+    pairs = len(lis.selected_pairs)
     offer2, answer2 = wire(lis, src, ice_restart=True)
     ufrag2 = sdp_attr(offer2, 'ice-ufrag')
     tap.ok(ufrag1 != ufrag2 and ufrag2, 'ICE restart offer carries new ice-ufrag',
@@ -86,9 +147,12 @@ def body(tap):
     sleep(2.0)
     tap.ok(lis.rtp.count() > before + 50 and lis.rtp.ssrcs() == ssrcs and lis.hears(660),
            'listener keeps receiving the same SSRC after ICE restart', lis.describe())
+    tap.ok(lis.restarts == 1 and len(lis.selected_pairs) > pairs,
+           'libnice restarted the stream and selected a pair again',
+           f'{lis.notes} {lis.selected_pairs} {lis.state_log}')
     for p in (pub, rx, src, lis):
         p.stop()
 
 
 if __name__ == '__main__':
-    run_test(10, body, limit=60)
+    run_test(17, body, limit=60)

@@ -9,6 +9,7 @@
 #include "media/rtcp.h"
 
 /* A compound SR + SDES as a browser sends it: SR with one report block, then the CNAME. */
+/* clang-format off */
 static const uint8_t sr_sdes[] = {
     0x81, 0xC8, 0x00, 0x0C, 0x12, 0x34, 0xAB, 0xCD,                         /* SR, RC=1 */
     0xE5, 0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6, 0x07,                         /* NTP */
@@ -20,6 +21,7 @@ static const uint8_t sr_sdes[] = {
     0x01, 0x10, 'k', 'K', 'p', 'Z', '0', 'y', '8', 'h', 'R', 'T', 'b', 'Q', '3', 'J', 'f', 'A',
     0x00, 0x00,
 };
+/* clang-format on */
 
 static void test_sr_sdes(void)
 {
@@ -57,6 +59,7 @@ static void test_sr_sdes(void)
 
 static void test_rr_blocks(void)
 {
+    /* clang-format off */
     const uint8_t rr[] = {
         0x82, 0xC9, 0x00, 0x0D, 0x00, 0x00, 0x00, 0x01,
         0x00, 0x00, 0x00, 0xAA, 0x80, 0xFF, 0xFF, 0xFE, 0x00, 0x00, 0x10, 0x00,
@@ -64,6 +67,7 @@ static void test_rr_blocks(void)
         0x00, 0x00, 0x00, 0xBB, 0xFF, 0x7F, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x01,
         0x00, 0x00, 0x00, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
     };
+    /* clang-format on */
     encore_rtcp_info info;
     g_assert_cmpint(encore_rtcp_parse(rr, sizeof rr, &info), ==, 0);
     g_assert_cmpuint(info.n_rr, ==, 1);
@@ -93,6 +97,7 @@ static void test_rr_blocks(void)
 
 static void test_nack(void)
 {
+    /* clang-format off */
     const uint8_t nack[] = {
         0x81, 0xCD, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0xAB, 0xCD,
         0x03, 0xE8, 0x80, 0x05, /* PID 1000, BLP bits 0, 2, 15 */
@@ -100,6 +105,7 @@ static void test_nack(void)
         0x81, 0xCD, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x99, 0x99,
         0x00, 0x05, 0x00, 0x00, /* another media SSRC: dropped */
     };
+    /* clang-format on */
     encore_rtcp_info info;
     g_assert_cmpint(encore_rtcp_parse(nack, sizeof nack, &info), ==, 0);
     g_assert_cmpuint(info.n_packets, ==, 2);
@@ -172,8 +178,10 @@ static void test_pli_fir_rsize(void)
     g_assert_cmphex(info.pli_ssrc, ==, 0xABCD);
     g_assert_cmpuint(info.sender_ssrc, ==, 1);
 
+    /* clang-format off */
     const uint8_t fir[] = {0x84, 0xCE, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
                            0x00, 0x00, 0xAB, 0xCE, 0x07, 0x00, 0x00, 0x00};
+    /* clang-format on */
     g_assert_cmpint(encore_rtcp_parse(fir, sizeof fir, &info), ==, 0);
     g_assert_true(info.fir);
     g_assert_false(info.pli);
@@ -187,6 +195,7 @@ static void test_pli_fir_rsize(void)
 
 static void test_skipped_types(void)
 {
+    /* clang-format off */
     const uint8_t p[] = {
         0x80, 0xC9, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01,                         /* RR, no blocks */
         0x8F, 0xCE, 0x00, 0x05, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, /* REMB */
@@ -199,6 +208,7 @@ static void test_skipped_types(void)
         0x81, 0xCB, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01,                         /* BYE */
         0xA0, 0xC9, 0x00, 0x02, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x04, /* padded RR */
     };
+    /* clang-format on */
     encore_rtcp_info info;
     g_assert_cmpint(encore_rtcp_parse(p, sizeof p, &info), ==, 0);
     g_assert_cmpuint(info.n_packets, ==, 8);
@@ -219,8 +229,10 @@ static void test_skipped_types(void)
 static void test_malformed(void)
 {
     encore_rtcp_info info;
+    /* clang-format off */
     const uint8_t pli[] = {0x81, 0xCE, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0xAB, 0xCD,
                            0x80, 0xC9};
+    /* clang-format on */
     g_assert_cmpint(encore_rtcp_parse(pli, 12, &info), ==, 0);
     /* Trailing bytes that are not a whole packet. */
     g_assert_cmpint(encore_rtcp_parse(pli, sizeof pli, &info), ==, -EINVAL);
@@ -229,7 +241,7 @@ static void test_malformed(void)
     memcpy(p, pli, sizeof p);
     p[3] = 3;
     g_assert_cmpint(encore_rtcp_parse(p, sizeof p, &info), ==, -EINVAL);
-    /* The length field stops short (leaving a 4-byte tail that is an RR without SSRC). */
+    /* The length field stops short: the PLI has no room for its media SSRC. */
     p[3] = 1;
     g_assert_cmpint(encore_rtcp_parse(p, sizeof p, &info), ==, -EINVAL);
     /* Version 1 and 0. */
@@ -271,8 +283,10 @@ static void test_sdes_malformed_is_skipped(void)
     g_assert_null(info.cname);
 
     /* Two chunks; the first has only a NOTE item (type 7), the second the CNAME. */
+    /* clang-format off */
     const uint8_t two[] = {0x82, 0xCA, 0x00, 0x05, 0x00, 0x00, 0x00, 0x01, 0x07, 0x01, 'x', 0x00,
                            0x00, 0x00, 0x00, 0x02, 0x01, 0x02, 'h', 'i', 0x00, 0x00, 0x00, 0x00};
+    /* clang-format on */
     g_assert_cmpint(encore_rtcp_parse(two, sizeof two, &info), ==, 0);
     g_assert_cmpuint(info.cname_ssrc, ==, 2);
     g_assert_cmpmem(info.cname, info.cname_len, "hi", 2);
@@ -284,12 +298,15 @@ static void test_build_sr(void)
     size_t n = encore_rtcp_build_sr(buf, sizeof buf, 0x11223344, 0xE93C7F0040000000ULL, 123456, 10,
                                     1600, "encore");
     g_assert_cmpuint(n, ==, 48);
+    /* clang-format off */
     const uint8_t want[] = {
-        0x80, 0xC8, 0x00, 0x06, 0x11, 0x22, 0x33, 0x44, 0xE9, 0x3C, 0x7F, 0x00, 0x40, 0x00, 0x00, 0x00,
+        0x80, 0xC8, 0x00, 0x06, 0x11, 0x22, 0x33, 0x44,
+        0xE9, 0x3C, 0x7F, 0x00, 0x40, 0x00, 0x00, 0x00,
         0x00, 0x01, 0xE2, 0x40, 0x00, 0x00, 0x00, 0x0A, 0x00, 0x00, 0x06, 0x40,
         0x81, 0xCA, 0x00, 0x04, 0x11, 0x22, 0x33, 0x44, 0x01, 0x06, 'e', 'n', 'c', 'o', 'r', 'e',
         0x00, 0x00, 0x00, 0x00,
     };
+    /* clang-format on */
     g_assert_cmpmem(buf, n, want, sizeof want);
 
     encore_rtcp_info info;
@@ -307,8 +324,8 @@ static void test_build_sr(void)
 
     for (size_t cap = 0; cap < 48; cap++)
         g_assert_cmpuint(encore_rtcp_build_sr(buf, cap, 1, 2, 3, 4, 5, "encore"), ==, 0);
-    /* CNAME lengths whose chunk ends exactly on a word boundary (3 + 7 = 10 -> 12 with 2 zeros)
-     * and one needing a whole extra word for the terminating zero (cname of 6: 4+2+6 = 12 -> 16). */
+    /* A 5-byte CNAME fills its chunk exactly with one terminating zero (4 + 2 + 5 + 1 = 12), where
+     * "encore" above needed a whole extra word for it (4 + 2 + 6 = 12 -> 16). */
     n = encore_rtcp_build_sr(buf, sizeof buf, 1, 2, 3, 4, 5, "abcde");
     g_assert_cmpuint(n, ==, 28 + 4 + 12);
     g_assert_cmpint(encore_rtcp_parse(buf, n, &info), ==, 0);
@@ -384,12 +401,14 @@ static void test_build_nack(void)
 {
     const uint16_t seqs[] = {100, 101, 105, 116, 117, 200, 65535, 0, 5, 5};
     uint8_t buf[64];
-    size_t n = encore_rtcp_build_nack(buf, sizeof buf, 0x0A0B0C0D, 0x01020304, seqs,
-                                      G_N_ELEMENTS(seqs));
+    size_t n =
+        encore_rtcp_build_nack(buf, sizeof buf, 0x0A0B0C0D, 0x01020304, seqs, G_N_ELEMENTS(seqs));
     g_assert_cmpuint(n, ==, 28);
+    /* clang-format off */
     const uint8_t want[] = {0x81, 0xCD, 0x00, 0x06, 0x0A, 0x0B, 0x0C, 0x0D, 0x01, 0x02, 0x03, 0x04,
                             0x00, 0x64, 0x80, 0x11, 0x00, 0x75, 0x00, 0x00, 0x00, 0xC8, 0x00, 0x00,
                             0xFF, 0xFF, 0x00, 0x21};
+    /* clang-format on */
     g_assert_cmpmem(buf, n, want, sizeof want);
     encore_rtcp_info info;
     g_assert_cmpint(encore_rtcp_parse(buf, n, &info), ==, 0);

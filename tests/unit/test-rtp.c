@@ -10,6 +10,7 @@
 /* V=2, X=1, CC=2, M=1 PT=111, seq 0x1234, ts 0xDEADBEEF, ssrc 0x01020304, CSRCs 0x0A0B0C0D and
  * 0x11121314, one-byte extension of 2 words: id 1 len 1 (0xAA), padding, id 2 len 3 (1 2 3),
  * then 4 payload bytes. */
+/* clang-format off */
 static const uint8_t pkt_csrc_ext[] = {
     0x92, 0xEF, 0x12, 0x34, 0xDE, 0xAD, 0xBE, 0xEF, 0x01, 0x02, 0x03, 0x04,
     0x0A, 0x0B, 0x0C, 0x0D, 0x11, 0x12, 0x13, 0x14,
@@ -17,11 +18,14 @@ static const uint8_t pkt_csrc_ext[] = {
     0x10, 0xAA, 0x00, 0x22, 0x01, 0x02, 0x03, 0x00,
     0xF1, 0xF2, 0xF3, 0xF4,
 };
+/* clang-format on */
 
 static void test_parse_plain(void)
 {
+    /* clang-format off */
     const uint8_t p[] = {0x80, 0x6F, 0xFF, 0xFE, 0x00, 0x00, 0x03, 0xC0, 0xCA, 0xFE, 0xBA, 0xBE,
                          0x01, 0x02, 0x03};
+    /* clang-format on */
     encore_rtp_header h;
     g_assert_cmpint(encore_rtp_parse(p, sizeof p, &h), ==, 0);
     g_assert_cmpuint(h.version, ==, 2);
@@ -81,11 +85,13 @@ static void test_parse_twobyte(void)
 {
     /* Profile 0x1001 (appbits 1), 3 words: id 5 len 0, a padding byte, id 7 len 3 (9 8 7),
      * id 200 len 2 (AB CD); then a 1-byte payload. */
+    /* clang-format off */
     const uint8_t p[] = {0x90, 0x6F, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x03,
                          0x10, 0x01, 0x00, 0x03,
                          0x05, 0x00, 0x00, 0x07, 0x03, 0x09, 0x08, 0x07,
                          0xC8, 0x02, 0xAB, 0xCD,
                          0x55};
+    /* clang-format on */
     encore_rtp_header h;
     g_assert_cmpint(encore_rtp_parse(p, sizeof p, &h), ==, 0);
     g_assert_cmpuint(h.ext_profile, ==, 0x1001);
@@ -109,16 +115,20 @@ static void test_parse_twobyte(void)
 static void test_parse_padding(void)
 {
     /* P=1: payload 5 bytes, then 3 padding bytes (00 00 03). */
+    /* clang-format off */
     const uint8_t p[] = {0xA0, 0x6F, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x03,
                          0x01, 0x02, 0x03, 0x04, 0x05, 0x00, 0x00, 0x03};
+    /* clang-format on */
     encore_rtp_header h;
     g_assert_cmpint(encore_rtp_parse(p, sizeof p, &h), ==, 0);
     g_assert_cmpuint(h.padding, ==, 1);
     g_assert_cmpuint(h.payload_len, ==, 5);
 
     /* Padding that fills everything after the header leaves an empty payload. */
+    /* clang-format off */
     const uint8_t all[] = {0xA0, 0x6F, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x03,
                            0x00, 0x00, 0x00, 0x04};
+    /* clang-format on */
     g_assert_cmpint(encore_rtp_parse(all, sizeof all, &h), ==, 0);
     g_assert_cmpuint(h.payload_len, ==, 0);
 
@@ -191,8 +201,10 @@ static void test_demux(void)
     g_assert_true(encore_rtp_is_rtcp(pt223, 4));
     g_assert_false(encore_rtp_is_rtcp(pt191, 4));
 
+    /* clang-format off */
     const uint8_t stun[] = {0x00, 0x01}, dtls[] = {0x16, 0xFE}, lo[] = {0x80}, hi[] = {0xBF},
                   over[] = {0xC0}, below[] = {0x7F};
+    /* clang-format on */
     g_assert_false(encore_rtp_looks_like_rtp(stun, 2));
     g_assert_false(encore_rtp_looks_like_rtp(dtls, 2));
     g_assert_true(encore_rtp_looks_like_rtp(lo, 1));
@@ -234,9 +246,11 @@ static void test_strip_extension(void)
     memcpy(p + sizeof pkt_csrc_ext, "\x00\x00\x00\x04", 4);
     size_t n = encore_rtp_strip_extension(p, sizeof p);
     g_assert_cmpuint(n, ==, sizeof p - 12);
+    /* clang-format off */
     const uint8_t want[] = {0xA2, 0xEF, 0x12, 0x34, 0xDE, 0xAD, 0xBE, 0xEF, 0x01, 0x02, 0x03, 0x04,
                             0x0A, 0x0B, 0x0C, 0x0D, 0x11, 0x12, 0x13, 0x14,
                             0xF1, 0xF2, 0xF3, 0xF4, 0x00, 0x00, 0x00, 0x04};
+    /* clang-format on */
     g_assert_cmpmem(p, n, want, sizeof want);
     encore_rtp_header h;
     g_assert_cmpint(encore_rtp_parse(p, n, &h), ==, 0);
@@ -254,8 +268,10 @@ static void test_strip_extension(void)
 
 static void test_ext_find_malformed(void)
 {
+    /* clang-format off */
     uint8_t p[20] = {0x90, 0x6F, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0xBE, 0xDE, 0x00, 0x01,
                      0x10, 0xAA, 0x23, 0x00};
+    /* clang-format on */
     encore_rtp_header h;
     const uint8_t *d;
     size_t dl;
@@ -289,24 +305,32 @@ static void test_add_ext(void)
 {
     uint8_t buf[64];
     /* 12-byte header, 3 payload bytes, 1 padding byte. */
+    /* clang-format off */
     const uint8_t orig[] = {0xA0, 0x6F, 0x00, 0x07, 0x00, 0x00, 0x03, 0xC0, 0x00, 0x00, 0x00, 0x09,
                             0x61, 0x62, 0x63, 0x01};
+    /* clang-format on */
     memcpy(buf, orig, sizeof orig);
     size_t n = 0;
     g_assert_cmpint(encore_rtp_add_ext_onebyte(buf, sizeof orig, sizeof buf, 3,
-                                               (const uint8_t *)"\x01\x02\x03", 3, &n), ==, 0);
+                                               (const uint8_t *)"\x01\x02\x03", 3, &n),
+                    ==, 0);
+    /* clang-format off */
     const uint8_t want1[] = {0xB0, 0x6F, 0x00, 0x07, 0x00, 0x00, 0x03, 0xC0, 0x00, 0x00, 0x00, 0x09,
                              0xBE, 0xDE, 0x00, 0x01, 0x32, 0x01, 0x02, 0x03,
                              0x61, 0x62, 0x63, 0x01};
+    /* clang-format on */
     g_assert_cmpmem(buf, n, want1, sizeof want1);
 
     /* A second element does not fit the block's (absent) padding: the block grows by one word. */
     size_t n2 = 0;
-    g_assert_cmpint(encore_rtp_add_ext_onebyte(buf, n, sizeof buf, 4, (const uint8_t *)"\xAA\xBB", 2,
-                                               &n2), ==, 0);
+    g_assert_cmpint(
+        encore_rtp_add_ext_onebyte(buf, n, sizeof buf, 4, (const uint8_t *)"\xAA\xBB", 2, &n2), ==,
+        0);
+    /* clang-format off */
     const uint8_t want2[] = {0xB0, 0x6F, 0x00, 0x07, 0x00, 0x00, 0x03, 0xC0, 0x00, 0x00, 0x00, 0x09,
                              0xBE, 0xDE, 0x00, 0x02, 0x32, 0x01, 0x02, 0x03, 0x41, 0xAA, 0xBB, 0x00,
                              0x61, 0x62, 0x63, 0x01};
+    /* clang-format on */
     g_assert_cmpmem(buf, n2, want2, sizeof want2);
     encore_rtp_header h;
     const uint8_t *d;
@@ -319,28 +343,34 @@ static void test_add_ext(void)
     /* The third element (2 bytes) does not fit the one padding byte left, so the block grows
      * again; the fourth then fits into the padding that growth left. */
     size_t n3 = 0, n4 = 0;
-    g_assert_cmpint(encore_rtp_add_ext_onebyte(buf, n2, sizeof buf, 5, (const uint8_t *)"\x55", 1,
-                                               &n3), ==, 0);
+    g_assert_cmpint(
+        encore_rtp_add_ext_onebyte(buf, n2, sizeof buf, 5, (const uint8_t *)"\x55", 1, &n3), ==, 0);
     g_assert_cmpuint(n3, ==, n2 + 4);
-    g_assert_cmpint(encore_rtp_add_ext_onebyte(buf, n3, sizeof buf, 6, (const uint8_t *)"\x66", 1,
-                                               &n4), ==, 0);
+    g_assert_cmpint(
+        encore_rtp_add_ext_onebyte(buf, n3, sizeof buf, 6, (const uint8_t *)"\x66", 1, &n4), ==, 0);
     g_assert_cmpuint(n4, ==, n3);
+    /* clang-format off */
     const uint8_t want4[] = {0xB0, 0x6F, 0x00, 0x07, 0x00, 0x00, 0x03, 0xC0, 0x00, 0x00, 0x00, 0x09,
                              0xBE, 0xDE, 0x00, 0x03, 0x32, 0x01, 0x02, 0x03, 0x41, 0xAA, 0xBB, 0x50,
                              0x55, 0x60, 0x66, 0x00, 0x61, 0x62, 0x63, 0x01};
+    /* clang-format on */
     g_assert_cmpmem(buf, n4, want4, sizeof want4);
 
     /* Errors leave the buffer unchanged. */
     uint8_t before[64];
     memcpy(before, buf, sizeof buf);
-    g_assert_cmpint(encore_rtp_add_ext_onebyte(buf, n4, sizeof buf, 3, (const uint8_t *)"\x01", 1,
-                                               &n), ==, -EEXIST);
-    g_assert_cmpint(encore_rtp_add_ext_onebyte(buf, n4, n4 + 3, 7, (const uint8_t *)"\x01\x02", 2,
-                                               &n), ==, -ENOSPC);
-    g_assert_cmpint(encore_rtp_add_ext_onebyte(buf, n4, sizeof buf, 15, (const uint8_t *)"\x01", 1,
-                                               &n), ==, -EINVAL);
-    g_assert_cmpint(encore_rtp_add_ext_onebyte(buf, n4, sizeof buf, 0, (const uint8_t *)"\x01", 1,
-                                               &n), ==, -EINVAL);
+    g_assert_cmpint(
+        encore_rtp_add_ext_onebyte(buf, n4, sizeof buf, 3, (const uint8_t *)"\x01", 1, &n), ==,
+        -EEXIST);
+    g_assert_cmpint(
+        encore_rtp_add_ext_onebyte(buf, n4, n4 + 3, 7, (const uint8_t *)"\x01\x02", 2, &n), ==,
+        -ENOSPC);
+    g_assert_cmpint(
+        encore_rtp_add_ext_onebyte(buf, n4, sizeof buf, 15, (const uint8_t *)"\x01", 1, &n), ==,
+        -EINVAL);
+    g_assert_cmpint(
+        encore_rtp_add_ext_onebyte(buf, n4, sizeof buf, 0, (const uint8_t *)"\x01", 1, &n), ==,
+        -EINVAL);
     uint8_t big[17] = {0};
     g_assert_cmpint(encore_rtp_add_ext_onebyte(buf, n4, sizeof buf, 7, big, 17, &n), ==, -EINVAL);
     g_assert_cmpint(encore_rtp_add_ext_onebyte(buf, n4, sizeof buf, 7, big, 0, &n), ==, -EINVAL);
@@ -349,8 +379,8 @@ static void test_add_ext(void)
 
     /* 16 bytes of data at the cap exactly. */
     memcpy(buf, orig, sizeof orig);
-    g_assert_cmpint(encore_rtp_add_ext_onebyte(buf, sizeof orig, sizeof orig + 4 + 20, 14, big, 16,
-                                               &n), ==, 0);
+    g_assert_cmpint(
+        encore_rtp_add_ext_onebyte(buf, sizeof orig, sizeof orig + 4 + 20, 14, big, 16, &n), ==, 0);
     g_assert_cmpuint(n, ==, sizeof orig + 24);
     g_assert_cmpuint(buf[16], ==, 0xEF);
 

@@ -13,6 +13,7 @@ const STATUS_TEXT = {
     live: ['live', 'ok'],
     reconnecting: ['reconnecting', 'bad'],
     stopped: ['not connected', 'idle'],
+    failed: ['refused', 'bad'],
 };
 
 let listener = null;
@@ -116,6 +117,12 @@ window.encoreTest = {
     },
     peak() {
         return probe ? probe.peak() : null;
+    },
+    /** Closes this tab's websocket as a network failure would; the Listener must recover. */
+    dropSocket() {
+        if (listener && listener.sig && listener.sig.ws) {
+            listener.sig.ws.close(4000, 'test: simulated drop');
+        }
     },
     level() {
         return probe ? probe.level() : null;

@@ -343,8 +343,14 @@ export class MediaPeer {
 
 /**
  * A singer's publish peer: sends `track` (the voice/music mix) on the given connection. It tries
- * one ICE restart when ICE fails or stays disconnected; `onState(state)` reports the peer's
+ * an ICE restart when ICE fails or stays disconnected; `onState(state)` reports the peer's
  * connectionState ('new', 'connecting', 'connected', 'failed', 'closed', ...).
+ *
+ * `serverPeer` tells whether the server may still hold a publish peer for this connection (it
+ * answered a `publish` and has not sent `peer.closed`). The protocol has no "unpublish": a second
+ * `publish` on the connection is an ICE restart of that peer, so a new RTCPeerConnection (new DTLS
+ * certificate) must not be offered while `serverPeer` is true; `room.leave` closes the server's
+ * peers (call `forgetServerPeer()` after it).
  */
 export class Publisher {
     constructor(sig, track, { onState = () => {}, log = console } = {}) {
@@ -355,8 +361,14 @@ export class Publisher {
         this.peer = null;
         this.restartTimer = null;
         this.restarts = 0;
+        this.serverPeer = false;
+        this.failed = false;
         this.offClosed = sig.on('peer.closed', (m) => {
-            if (m.pc === 'publish' && this.peer) {
+            if (m.pc !== 'publish') {
+                return;
+            }
+            this.serverPeer = false;
+            if (this.peer) {
                 this.log.warn(`encore: publish peer closed by server: ${m.reason}`);
                 this.stop();
                 this.onState('closed');
@@ -364,12 +376,28 @@ export class Publisher {
         });
     }
 
-    get state() {
-        return this.peer ? this.peer.pc.connectionState : 'closed';
+    /** After `room.leave`: the server closed this connection's peers. */
+    forgetServerPeer() {
+        this.serverPeer = false;
     }
 
+    get state() {
+        if (!this.peer) {
+            return 'closed';
+        }
+        if (this.failed) {
+            return 'failed';
+        }
+        return this.peer.answered ? this.peer.pc.connectionState : 'connecting';
+    }
+
+    /** Publishes with a new peer connection (see `serverPeer`). */
     async start() {
+        if (this.serverPeer) {
+            throw new EncoreError('busy', 'the server still holds the previous publish peer');
+        }
         this.stop();
+        this.failed = false;
         const peer = new MediaPeer(this.sig, 'publish', { track: this.track, log: this.log });
         this.peer = peer;
         peer.pc.onconnectionstatechange = () => {
@@ -380,12 +408,37 @@ export class Publisher {
         peer.pc.oniceconnectionstatechange = () => this.watchIce(peer);
         this.onState('connecting');
         try {
+            this.serverPeer = true; // from the moment the offer may reach the server
             await peer.negotiate();
         } catch (e) {
+            if (e.code && e.code !== 'disconnected' && e.code !== 'timeout' && e.code !== 'closed') {
+                this.serverPeer = false; // the server refused the offer: it holds no peer
+            }
             if (this.peer === peer) {
-                this.stop();
+                // While the server may hold a peer for us, keep ours: restart() can repair it
+                // with an ICE restart on the same DTLS certificate.
+                if (!this.serverPeer) {
+                    this.stop();
+                }
+                this.failed = true;
                 this.onState('failed');
             }
+            throw e;
+        }
+    }
+
+    /** Repairs the current peer with an ICE restart, or publishes anew when there is none. */
+    async restart() {
+        if (!this.peer) {
+            return this.start();
+        }
+        this.failed = false;
+        this.onState('connecting');
+        try {
+            await this.peer.negotiate({ iceRestart: true });
+        } catch (e) {
+            this.failed = true;
+            this.onState('failed');
             throw e;
         }
     }
@@ -427,6 +480,9 @@ export class Publisher {
 }
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+/** Error codes that no retry of the same join or subscribe can fix. */
+const PERMANENT_ERRORS = ['invalid_field', 'bad_message', 'unknown_type', 'forbidden', 'sdp_invalid', 'no_opus',
+    'parse_error', 'too_large', 'too_deep'];
 const BACKOFF_MAX_MS = 10000;
 /** How long ICE may stay `disconnected` (or `failed`) before we act. */
 const ICE_GRACE_MS = { disconnected: 3000, failed: 500 };
@@ -441,7 +497,8 @@ const ICE_RESTART_TIMEOUT_MS = 8000;
  * reconnects with backoff and rejoins the same room.
  *
  * Callbacks: onStatus(status, detail) with status one of 'connecting', 'joining', 'subscribing',
- * 'live', 'reconnecting', 'stopped'; onRoomState(msg); onStream(MediaStream); onJoined(data).
+ * 'live', 'reconnecting', 'stopped', 'failed' (a refusal no retry can fix; detail says why);
+ * onRoomState(msg); onStream(MediaStream); onJoined(data).
  */
 export class Listener {
     constructor({ url = defaultWsUrl(), room, name, audio, onStatus = () => {}, onRoomState = () => {},
@@ -536,8 +593,14 @@ export class Listener {
         } catch (e) {
             if (this.sig === sig) {
                 this.log.warn('encore: listener session failed', e);
+                if (PERMANENT_ERRORS.includes(e.code)) {
+                    // Retrying the same request cannot help (a bad room or name): give up and say why.
+                    this.stop();
+                    this.setStatus('failed', e.message);
+                    return;
+                }
                 if (e.code && !['disconnected', 'timeout', 'internal', 'closed'].includes(e.code)) {
-                    // The server refused us for a reason a retry will not fix soon (room_full, ...);
+                    // The server refused us for a reason that may pass (room_full, rate_limited):
                     // keep retrying, but slowly.
                     this.attempt = Math.max(this.attempt, BACKOFF_MS.length - 1);
                 }

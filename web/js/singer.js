@@ -38,6 +38,7 @@ const audio = {
 let sig = null;
 let publisher = null;
 let you = null;
+let joined = null; // {room, name} as joined, for rejoin()
 let roomState = null;
 let busy = false;
 
@@ -145,6 +146,7 @@ async function join(ev) {
         const data = await s.request('room.join', { room, name });
         sig = s;
         you = data.you;
+        joined = { room, name };
     } catch (e) {
         s.close();
         showError($('join-error'), e);
@@ -198,8 +200,22 @@ async function act(fn) {
     }
 }
 
+/**
+ * Leaves and rejoins the room on the same connection: `room.leave` is the protocol's only way to
+ * make the server drop our publish peer at once (a second `publish` would be an ICE restart of it).
+ */
+async function rejoin() {
+    await sig.request('room.leave');
+    publisher.forgetServerPeer();
+    const data = await sig.request('room.join', { room: joined.room, name: joined.name });
+    you = data.you;
+}
+
 function joinQueue() {
     return act(async () => {
+        if (publisher.serverPeer) {
+            await rejoin();
+        }
         await sig.request('queue.join');
         // Connect at once, so that our turn starts without any delay.
         await publisher.start();
@@ -207,7 +223,8 @@ function joinQueue() {
 }
 
 function goLive() {
-    return act(() => publisher.start());
+    // Repairs the connection we have (ICE restart) or publishes anew after the server closed it.
+    return act(() => publisher.restart());
 }
 
 function stop() {
@@ -220,6 +237,9 @@ function stop() {
             }
         } finally {
             publisher.stop();
+        }
+        if (publisher.serverPeer) {
+            await rejoin();
         }
     });
 }
