@@ -17,6 +17,8 @@
 #include "media/srtp.h"
 
 
+#define PEER_EARLY_MAX 4
+
 typedef enum {
     PEER_ICE,       /* checking connectivity */
     PEER_DTLS,      /* ICE up, handshake running */
@@ -50,6 +52,13 @@ struct encore_peer {
     struct sockaddr_storage remote;
     socklen_t remote_len;
     bool have_pair;
+
+    /* DTLS datagrams that arrived before our side of ICE reported a working pair: the browser may
+     * finish its checks first. Kept (a few, copied) and fed to DTLS once ICE is up, so that DTLS
+     * never runs on a path ICE has not validated. */
+    int n_early;
+    size_t early_len[PEER_EARLY_MAX];
+    uint8_t *early[PEER_EARLY_MAX];
 
     GSource *dtls_timer;
     GSource *connect_timer;
@@ -156,10 +165,15 @@ static void dtls_connected(encore_peer *p)
 
 static void handle_dtls(encore_peer *p, const uint8_t *buf, size_t len)
 {
-    /* The browser may finish its checks and send its ClientHello before our side of ICE reports
-     * connected: libnice delivers data only on a validated pair, so take it. */
-    if (p->state == PEER_ICE && !p->dtls_client)
-        p->state = PEER_DTLS;
+    if (p->state == PEER_ICE) {
+        if (p->n_early < PEER_EARLY_MAX) {
+            p->early[p->n_early] = g_memdup2(buf, len);
+            p->early_len[p->n_early++] = len;
+        } else {
+            ENCORE_STAT_ADD(p->stats, drop_dtls, 1);
+        }
+        return;
+    }
     if (p->state != PEER_DTLS && p->state != PEER_CONNECTED) {
         ENCORE_STAT_ADD(p->stats, drop_dtls, 1);
         return;
@@ -241,6 +255,14 @@ static void start_dtls(encore_peer *p)
         return;
     }
     dtls_schedule(p);
+    int n = p->n_early;
+    p->n_early = 0;
+    for (int i = 0; i < n; i++) {
+        if (p->state == PEER_DTLS || p->state == PEER_CONNECTED)
+            handle_dtls(p, p->early[i], p->early_len[i]);
+        g_free(p->early[i]);
+        p->early[i] = NULL;
+    }
 }
 
 static void on_state_changed(NiceAgent *agent, guint stream, guint component, guint state,
@@ -449,6 +471,8 @@ void encore_peer_free(encore_peer *p)
         g_signal_handlers_disconnect_by_data(p->agent, p);
         g_object_unref(p->agent);
     }
+    for (int i = 0; i < p->n_early; i++)
+        g_free(p->early[i]);
     if (p->dtls && p->srtp)
         encore_dtls_close(p->dtls);
     encore_dtls_free(p->dtls);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "media/fanout.h"
 #include "media/peer.h"
 #include "media/rtcp.h"
 #include "media/rtp.h"
@@ -17,10 +18,6 @@
 #include "media/stage.h"
 
 
-/* Payload types inside the stage track. Each singer's packets are mapped to these on the way in
- * and to each listener's negotiated types on the way out. */
-#define STAGE_PT_OPUS 111
-#define STAGE_PT_RED 63
 #define CLOCK_RATE 48000
 
 typedef struct rpeer rpeer;
@@ -50,9 +47,13 @@ struct rpeer {
     /* payload types negotiated with this peer (-1: none) */
     int opus_pt;
     int red_pt;
-    /* listener: what we sent, for its SRs */
+    /* listener: what we sent, for its SRs, and what its RRs said */
     uint32_t packets_sent;
     uint32_t octets_sent;
+    bool have_rr;
+    int32_t rr_cumulative_lost;
+    uint32_t rr_jitter;
+    uint32_t rtt_ms; /* from LSR/DLSR of its last RR, 0 until known */
     /* singer */
     uint32_t in_ssrc;
     recv_stats rs;
@@ -165,79 +166,20 @@ static void answer_error(encore_media_room *r, uint64_t id, const char *code, co
 
 /* ---- the fan-out ------------------------------------------------------------------------- */
 
-/* Rewrites the payload types inside a RED payload's block headers from `from` to `to`. */
-static void red_map_pts(uint8_t *payload, size_t len, uint8_t from, uint8_t to)
-{
-    size_t off = 0;
-    while (off < len) {
-        uint8_t f = payload[off] & 0x80;
-        if ((payload[off] & 0x7f) == from)
-            payload[off] = (uint8_t)(f | to);
-        if (!f)
-            break;
-        off += 4;
-    }
-}
-
-/* Builds the listener's copy of a stage packet into `buf` (capacity ENCORE_PEER_BUF) and returns
- * its length, or 0 when it cannot be sent to this listener. `primary` is the Opus-only form of a
- * RED packet (NULL when the packet is plain Opus). */
-static size_t listener_copy(const rpeer *l, const uint8_t *pkt, size_t len,
-                            const uint8_t *primary, size_t primary_len, uint8_t *buf)
-{
-    const bool red = (pkt[1] & 0x7f) == STAGE_PT_RED;
-    if (red && l->red_pt >= 0) {
-        memcpy(buf, pkt, len);
-        encore_rtp_set_payload_type(buf, (uint8_t)l->red_pt);
-        if (l->opus_pt != STAGE_PT_OPUS) {
-            encore_rtp_header h;
-            if (encore_rtp_parse(buf, len, &h) == 0)
-                red_map_pts(buf + h.payload_offset, h.payload_len, STAGE_PT_OPUS,
-                            (uint8_t)l->opus_pt);
-        }
-        return len;
-    }
-    if (red) {
-        if (!primary)
-            return 0;
-        pkt = primary;
-        len = primary_len;
-    }
-    memcpy(buf, pkt, len);
-    encore_rtp_set_payload_type(buf, (uint8_t)l->opus_pt);
-    return len;
-}
-
-/* Makes the Opus-only form of a RED stage packet in `out`: the same header, the primary block as
- * the payload. Returns its length or 0. */
-static size_t red_to_primary(const uint8_t *pkt, size_t len, uint8_t *out)
-{
-    encore_rtp_header h;
-    if (encore_rtp_parse(pkt, len, &h) != 0)
-        return 0;
-    uint8_t pt;
-    size_t off, plen;
-    if (encore_red_primary(pkt + h.payload_offset, h.payload_len, &pt, &off, &plen) != 0)
-        return 0;
-    memcpy(out, pkt, h.header_len);
-    out[0] &= (uint8_t)~0x20; /* no padding in the copy */
-    memcpy(out + h.header_len, pkt + h.payload_offset + off, plen);
-    encore_rtp_set_payload_type(out, STAGE_PT_OPUS);
-    return h.header_len + plen;
-}
-
 static void fan_out(encore_media_room *r, const uint8_t *pkt, size_t len)
 {
     encore_worker_stats *st = encore_worker_stats_of(r->worker);
     uint8_t primary[ENCORE_PEER_BUF];
     size_t primary_len = 0;
-    if ((pkt[1] & 0x7f) == STAGE_PT_RED)
-        primary_len = red_to_primary(pkt, len, primary);
+    if ((pkt[1] & 0x7f) == ENCORE_STAGE_PT_RED)
+        primary_len = encore_fanout_red_to_primary(pkt, len, primary, sizeof primary);
     uint8_t buf[ENCORE_PEER_BUF];
     uint64_t sent = 0, bytes = 0;
     for (guint i = 0; i < r->listeners->len; i++) {
         rpeer *l = g_ptr_array_index(r->listeners, i);
-        size_t n = listener_copy(l, pkt, len, primary_len ? primary : NULL, primary_len, buf);
+        /* The copy leaves room for the SRTP trailer. */
+        size_t n = encore_fanout_listener_copy(pkt, len, primary, primary_len, l->opus_pt,
+                                               l->red_pt, buf, sizeof buf - 64);
         if (n == 0)
             continue;
         if (encore_peer_send_rtp(l->peer, buf, n, sizeof buf) == 0) {
@@ -249,21 +191,6 @@ static void fan_out(encore_media_room *r, const uint8_t *pkt, size_t len)
     }
     ENCORE_STAT_ADD(st, rtp_out, sent);
     ENCORE_STAT_ADD(st, bytes_out, bytes);
-}
-
-/* Maps a singer's payload types to the stage's; returns false for anything but Opus and RED. */
-static bool normalize_pts(const rpeer *s, uint8_t *pkt, const encore_rtp_header *h)
-{
-    if (h->payload_type == s->opus_pt) {
-        encore_rtp_set_payload_type(pkt, STAGE_PT_OPUS);
-        return true;
-    }
-    if (s->red_pt >= 0 && h->payload_type == s->red_pt) {
-        encore_rtp_set_payload_type(pkt, STAGE_PT_RED);
-        red_map_pts(pkt + h->payload_offset, h->payload_len, (uint8_t)s->opus_pt, STAGE_PT_OPUS);
-        return true;
-    }
-    return false;
 }
 
 static void recv_stats_update(recv_stats *rs, const encore_rtp_header *h, int64_t now_us)
@@ -315,7 +242,7 @@ static void on_singer_rtp(rpeer *s, uint8_t *pkt, size_t len)
             return;
         }
     }
-    if (!normalize_pts(s, pkt, &h)) {
+    if (encore_fanout_to_stage(pkt, len, s->opus_pt, s->red_pt) != 0) {
         ENCORE_STAT_ADD(st, drop_malformed, 1);
         return;
     }
@@ -340,9 +267,10 @@ static void retransmit(rpeer *l, uint16_t seq)
         return;
     uint8_t primary[ENCORE_PEER_BUF], buf[ENCORE_PEER_BUF];
     size_t primary_len = 0;
-    if ((pkt[1] & 0x7f) == STAGE_PT_RED)
-        primary_len = red_to_primary(pkt, len, primary);
-    size_t n = listener_copy(l, pkt, len, primary_len ? primary : NULL, primary_len, buf);
+    if ((pkt[1] & 0x7f) == ENCORE_STAGE_PT_RED)
+        primary_len = encore_fanout_red_to_primary(pkt, len, primary, sizeof primary);
+    size_t n = encore_fanout_listener_copy(pkt, len, primary, primary_len, l->opus_pt, l->red_pt,
+                                           buf, sizeof buf - 64);
     if (n && encore_peer_send_rtp(l->peer, buf, n, sizeof buf) == 0)
         ENCORE_STAT_ADD(encore_worker_stats_of(r->worker), retransmits, 1);
 }
@@ -367,6 +295,24 @@ static void on_peer_rtcp(encore_peer *peer, const uint8_t *pkt, size_t len, void
             p->rs.lsr_at_us = g_get_monotonic_time();
         }
         return;
+    }
+    for (size_t i = 0; i < info.n_reports; i++) {
+        const encore_rtcp_report_block *rb = &info.reports[i];
+        if (rb->ssrc != r_ssrc(p))
+            continue;
+        ENCORE_STAT_ADD(st, rr_in, 1);
+        if (p->have_rr && rb->cumulative_lost > p->rr_cumulative_lost)
+            ENCORE_STAT_ADD(st, listener_lost,
+                            (uint64_t)(rb->cumulative_lost - p->rr_cumulative_lost));
+        p->have_rr = true;
+        p->rr_cumulative_lost = rb->cumulative_lost;
+        p->rr_jitter = rb->jitter;
+        if (rb->lsr) {
+            uint32_t now = encore_ntp_middle32(encore_ntp_from_unix_us(g_get_real_time()));
+            uint32_t rtt = now - rb->lsr - rb->dlsr; /* 1/65536 s */
+            if (rtt < 65536u * 10)
+                p->rtt_ms = (uint32_t)((uint64_t)rtt * 1000 / 65536);
+        }
     }
     if (info.n_nacks > 0 && p->listening && info.nack_ssrc == r_ssrc(p)) {
         ENCORE_STAT_ADD(st, nack_in, info.n_nacks);
@@ -580,13 +526,13 @@ static void do_offer(encore_media_room *r, room_task *t)
         answer_error(r, t->peer_id, "internal", "peer id reused with another direction");
         goto out;
     }
-    if (p) {
-        if (encore_peer_restart(p->peer, offer, local) != 0) {
-            answer_error(r, t->peer_id, "sdp_invalid",
-                         "an ICE restart must keep the DTLS fingerprint; subscribe anew instead");
-            goto out;
-        }
-    } else {
+    if (p && encore_peer_restart(p->peer, offer, local) != 0) {
+        /* Another DTLS fingerprint: a new RTCPeerConnection, not an ICE restart. It replaces the
+         * old peer under the same id (the listener keeps its place in the room). */
+        g_hash_table_remove(r->peers, &t->peer_id);
+        p = NULL;
+    }
+    if (!p) {
         const encore_media_config *cfg = encore_media_get_config(r->media);
         if ((int)g_hash_table_size(r->peers) >= cfg->max_peers_per_room) {
             answer_error(r, t->peer_id, "room_full", "this room holds as many peers as it may");

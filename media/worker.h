@@ -21,6 +21,8 @@ typedef struct {
     uint64_t rtcp_in;         /* RTCP packets that authenticated */
     uint64_t rtcp_out;        /* RTCP packets sent (SR to listeners, RR to singers) */
     uint64_t nack_in;         /* sequence numbers listeners asked for */
+    uint64_t rr_in;           /* listeners' report blocks about a stage track */
+    uint64_t listener_lost;   /* packets listeners reported lost (growth of cumulative lost) */
     uint64_t retransmits;     /* packets re-sent from the NACK cache */
     uint64_t drop_not_ready;  /* RTP/RTCP before DTLS finished */
     uint64_t drop_srtp_auth;  /* SRTP/SRTCP authentication failed */

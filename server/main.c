@@ -46,6 +46,8 @@ static void collect(GString *out, void *user_data)
     STAT("rtcp_in_total", "Authenticated RTCP packets received.", rtcp_in);
     STAT("rtcp_out_total", "RTCP packets sent.", rtcp_out);
     STAT("nack_in_total", "Sequence numbers listeners asked to be re-sent.", nack_in);
+    STAT("rr_in_total", "Listener receiver reports about stage tracks.", rr_in);
+    STAT("listener_lost_total", "Packets listeners reported lost (RTCP RR).", listener_lost);
     STAT("retransmits_total", "Packets re-sent from the NACK cache.", retransmits);
     STAT("send_errors_total", "sendto() failures.", send_errors);
     g_string_append(out, "# HELP encore_media_dropped_total Media packets dropped, by reason.\n"

@@ -210,10 +210,14 @@ static void room_free(gpointer data)
     g_free(r);
 }
 
-static void close_peer(room *r, encore_member *m, bool publish)
+/* Closes a member's peer; `reason` (or NULL for none) is sent to the member in `peer.closed`. */
+static void close_peer(room *r, encore_member *m, bool publish, const char *reason)
 {
     if (!(publish ? m->has_pub : m->has_sub))
         return;
+    if (reason)
+        encore_ws_send(m->conn, json_pack("{s:s, s:s, s:s}", "type", "peer.closed", "pc",
+                                          pc_name(publish), "reason", reason));
     encore_media_room_close_peer(r->media, peer_id(m, publish));
     json_t **pending = &m->pending[publish ? 0 : 1];
     if (*pending) {
@@ -233,7 +237,7 @@ static void advance(room *r)
     encore_member *prev = r->stage;
     r->stage = next;
     if (prev && prev != next)
-        close_peer(r, prev, true); /* the singer who stepped down stops sending */
+        close_peer(r, prev, true, "left_stage"); /* the singer who stepped down stops */
     encore_media_room_set_stage(r->media, next ? peer_id(next, true) : 0);
     g_message("room %s: stage %s -> %s", r->name, prev ? prev->id : "-", next ? next->id : "-");
 }
@@ -252,8 +256,8 @@ static void leave_room(encore_rooms *rs, encore_member *m)
     room *r = m->room;
     if (!r)
         return;
-    close_peer(r, m, true);
-    close_peer(r, m, false);
+    close_peer(r, m, true, NULL);
+    close_peer(r, m, false, NULL);
     if (m->queued) {
         g_queue_remove(&r->queue, m);
         m->queued = false;
@@ -393,7 +397,7 @@ void encore_rooms_queue_leave(encore_rooms *rs, encore_member *m, json_t *id)
     if (m->queued) {
         g_queue_remove(&r->queue, m);
         m->queued = false;
-        close_peer(r, m, true);
+        close_peer(r, m, true, "left_queue");
         push_state(r);
     } else if (r->stage == m) {
         advance(r);
