@@ -22,8 +22,8 @@ void encore_fanout_red_map_pts(uint8_t *payload, size_t len, uint8_t from, uint8
  * place: `opus_pt` -> ENCORE_STAGE_PT_OPUS, `red_pt` (-1: none) -> ENCORE_STAGE_PT_RED with the
  * blocks inside mapped too. Returns 0, or -EPROTONOSUPPORT for any other payload type (comfort
  * noise, DTMF, ...: not forwarded), -EINVAL when pkt is not RTP. */
-int encore_fanout_to_stage(uint8_t *pkt, size_t len, int opus_pt, int red_pt)
-    G_GNUC_WARN_UNUSED_RESULT;
+int encore_fanout_to_stage(uint8_t *pkt, size_t len, int opus_pt,
+                           int red_pt) G_GNUC_WARN_UNUSED_RESULT;
 
 /* Makes the Opus-only form of a RED stage packet in `out` (capacity `cap`): the same header
  * without padding, the primary block as the payload, PT ENCORE_STAGE_PT_OPUS. Returns its length,

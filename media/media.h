@@ -11,14 +11,14 @@
 #include "media/worker.h"
 
 typedef struct {
-    int workers;               /* media worker threads; 0 = one per core */
-    const char *const *ips;    /* NULL-terminated addresses to gather ICE candidates on */
-    uint16_t port_min;         /* UDP port range for media; 0/0 = any */
+    int workers;            /* media worker threads; 0 = one per core */
+    const char *const *ips; /* NULL-terminated addresses to gather ICE candidates on */
+    uint16_t port_min;      /* UDP port range for media; 0/0 = any */
     uint16_t port_max;
-    uint32_t opus_bitrate;     /* maxaveragebitrate asked of singers, bits/s (default 128000) */
-    int connect_timeout_s;     /* ICE+DTLS must complete within this (default 30) */
-    int max_peers_per_room;    /* offers beyond this get room_full (default 10000) */
-    int sr_interval_ms;        /* RTCP sender/receiver report interval (default 1000) */
+    uint32_t opus_bitrate;  /* maxaveragebitrate asked of singers, bits/s (default 128000) */
+    int connect_timeout_s;  /* ICE+DTLS must complete within this (default 30) */
+    int max_peers_per_room; /* offers beyond this get room_full (default 10000) */
+    int sr_interval_ms;     /* RTCP sender/receiver report interval (default 1000) */
 } encore_media_config;
 
 typedef struct encore_media encore_media;

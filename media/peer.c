@@ -16,7 +16,6 @@
 #include "media/rtp.h"
 #include "media/srtp.h"
 
-
 #define PEER_EARLY_MAX 4
 
 typedef enum {
@@ -299,8 +298,8 @@ static void on_selected_pair(NiceAgent *agent, guint stream, guint component, Ni
     }
     memset(&p->remote, 0, sizeof p->remote);
     nice_address_copy_to_sockaddr(&rcand->addr, (struct sockaddr *)&p->remote);
-    p->remote_len = p->remote.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                     : sizeof(struct sockaddr_in);
+    p->remote_len =
+        p->remote.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     p->have_pair = true;
 }
 
@@ -410,9 +409,9 @@ encore_peer *encore_peer_new(const encore_peer_env *env, const encore_sdp_offer 
     }
 
     GMainContext *ctx = encore_worker_context(env->worker);
-    p->agent = nice_agent_new_full(ctx, NICE_COMPATIBILITY_RFC5245,
-                                   NICE_AGENT_OPTION_ICE_TRICKLE |
-                                       NICE_AGENT_OPTION_CONSENT_FRESHNESS);
+    p->agent =
+        nice_agent_new_full(ctx, NICE_COMPATIBILITY_RFC5245,
+                            NICE_AGENT_OPTION_ICE_TRICKLE | NICE_AGENT_OPTION_CONSENT_FRESHNESS);
     g_object_set(p->agent, "controlling-mode", FALSE, "ice-tcp", FALSE, "ice-udp", TRUE, NULL);
     if (g_object_class_find_property(G_OBJECT_GET_CLASS(p->agent), "upnp"))
         g_object_set(p->agent, "upnp", FALSE, NULL);
@@ -420,7 +419,8 @@ encore_peer *encore_peer_new(const encore_peer_env *env, const encore_sdp_offer 
         NiceAddress addr;
         nice_address_init(&addr);
         if (!nice_address_set_from_string(&addr, *ip)) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "bad media address %s", *ip);
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "bad media address %s",
+                        *ip);
             goto out_free;
         }
         nice_agent_add_local_address(p->agent, &addr);
@@ -443,9 +443,8 @@ encore_peer *encore_peer_new(const encore_peer_env *env, const encore_sdp_offer 
     fill_local(p, local);
     apply_offer(p, offer);
 
-    p->connect_timer = g_timeout_source_new_seconds(env->connect_timeout_s > 0
-                                                        ? (guint)env->connect_timeout_s
-                                                        : 30);
+    p->connect_timer = g_timeout_source_new_seconds(
+        env->connect_timeout_s > 0 ? (guint)env->connect_timeout_s : 30);
     g_source_set_callback(p->connect_timer, connect_timeout_cb, p, NULL);
     g_source_attach(p->connect_timer, ctx);
     return p;

@@ -41,11 +41,11 @@ typedef struct {
 
 /* What a peer needs from its environment; every pointer must outlive the peer. */
 typedef struct {
-    encore_worker *worker;        /* the owning worker (its context runs the agent) */
-    encore_dtls_cert *cert;       /* the server certificate (shared, read-only) */
-    const char *const *ips;       /* NULL-terminated local addresses to gather on */
-    uint16_t port_min, port_max;  /* UDP port range, 0/0 = any */
-    int connect_timeout_s;        /* ICE + DTLS must finish within this, else ice_failed */
+    encore_worker *worker;       /* the owning worker (its context runs the agent) */
+    encore_dtls_cert *cert;      /* the server certificate (shared, read-only) */
+    const char *const *ips;      /* NULL-terminated local addresses to gather on */
+    uint16_t port_min, port_max; /* UDP port range, 0/0 = any */
+    int connect_timeout_s;       /* ICE + DTLS must finish within this, else ice_failed */
 } encore_peer_env;
 
 /* Local ICE parameters for an answer. */

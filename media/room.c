@@ -17,7 +17,6 @@
 #include "media/sdp.h"
 #include "media/stage.h"
 
-
 #define CLOCK_RATE 48000
 
 typedef struct rpeer rpeer;
@@ -33,8 +32,8 @@ typedef struct {
     uint32_t received_prior;
     uint32_t transit;
     double jitter;
-    uint32_t lsr;       /* middle 32 bits of the singer's last SR */
-    int64_t lsr_at_us;  /* when it arrived */
+    uint32_t lsr;      /* middle 32 bits of the singer's last SR */
+    int64_t lsr_at_us; /* when it arrived */
 } recv_stats;
 
 struct rpeer {
@@ -73,11 +72,11 @@ struct encore_media_room {
     uint64_t session_id;
 
     /* ---- worker side ---- */
-    GHashTable *peers;      /* uint64 id -> rpeer */
-    GPtrArray *listeners;   /* connected listeners, the fan-out list */
+    GHashTable *peers;    /* uint64 id -> rpeer */
+    GPtrArray *listeners; /* connected listeners, the fan-out list */
     uint64_t stage_id;
     rpeer *stage_peer;
-    uint32_t stage_src;     /* SSRC the stage currently follows */
+    uint32_t stage_src; /* SSRC the stage currently follows */
     encore_stage *stage;
     GSource *report_timer;
     uint64_t answer_version;
@@ -510,10 +509,10 @@ static void do_offer(encore_media_room *r, room_task *t)
         answer_error(r, t->peer_id, "sdp_invalid", why ? why : "the offer could not be parsed");
         goto out;
     }
-    bool wants_recv = offer->direction == ENCORE_SDP_RECVONLY ||
-                      offer->direction == ENCORE_SDP_SENDRECV;
-    bool wants_send = offer->direction == ENCORE_SDP_SENDONLY ||
-                      offer->direction == ENCORE_SDP_SENDRECV;
+    bool wants_recv =
+        offer->direction == ENCORE_SDP_RECVONLY || offer->direction == ENCORE_SDP_SENDRECV;
+    bool wants_send =
+        offer->direction == ENCORE_SDP_SENDONLY || offer->direction == ENCORE_SDP_SENDRECV;
     if (t->dir == ENCORE_MEDIA_SUBSCRIBE ? !wants_recv : !wants_send) {
         answer_error(r, t->peer_id, "sdp_invalid",
                      t->dir == ENCORE_MEDIA_SUBSCRIBE

@@ -133,7 +133,8 @@ static bool next_token(span *rest, span *tok)
     return true;
 }
 
-/* Splits *rest at the first sep: *head gets what precedes it. False (and *head = all) if sep is absent. */
+/* Splits *rest at the first sep: *head gets what precedes it. False (and *head = all) if sep is
+ * absent. */
 static bool split_at(span *rest, char sep, span *head)
 {
     const char *hit = rest->n ? memchr(rest->p, sep, rest->n) : NULL;
@@ -242,7 +243,8 @@ static const struct {
     {"sha-1", 20}, {"sha-224", 28}, {"sha-256", 32}, {"sha-384", 48}, {"sha-512", 64},
 };
 
-/* "sha-256 AB:CD:..." -> lowercase algorithm name and bytes. False when malformed or not supported. */
+/* "sha-256 AB:CD:..." -> lowercase algorithm name and bytes. False when malformed or not supported.
+ */
 static bool parse_fingerprint(span v, char alg[16], uint8_t fp[64], size_t *fp_len)
 {
     span alg_tok, hex, extra;
@@ -307,9 +309,8 @@ static int check_lines(const char *sdp, size_t len, const char **why)
                 *why = "the offer has an overlong line";
                 return ENCORE_SDP_ERR_INVALID;
             }
-            if (end > line_start &&
-                (end - line_start < 2 || sdp[line_start] < 'a' || sdp[line_start] > 'z' ||
-                 sdp[line_start + 1] != '=')) {
+            if (end > line_start && (end - line_start < 2 || sdp[line_start] < 'a' ||
+                                     sdp[line_start] > 'z' || sdp[line_start + 1] != '=')) {
                 *why = "not SDP: a line does not start with <letter>=";
                 return ENCORE_SDP_ERR_INVALID;
             }
@@ -339,8 +340,8 @@ typedef struct {
     size_t pos, end;
 } line_iter;
 
-/* Next non-empty line in [pos, end): its type letter, value (after "x=") and start offset. Only valid
- * on input that check_lines() accepted. */
+/* Next non-empty line in [pos, end): its type letter, value (after "x=") and start offset. Only
+ * valid on input that check_lines() accepted. */
 static bool next_line(line_iter *it, char *type, span *value, size_t *start_out)
 {
     while (it->pos < it->end) {
@@ -799,8 +800,8 @@ static int resolve_codecs(const struct sect *s, const struct attrs *m, encore_sd
 /* ---- putting it together ---- */
 
 /* Transport attributes: the audio section's, else its BUNDLE tag's, else the session's. */
-static const struct attrs *pick(const struct attrs *m, const struct attrs *tag, const struct attrs *sess,
-                                bool (*has)(const struct attrs *))
+static const struct attrs *pick(const struct attrs *m, const struct attrs *tag,
+                                const struct attrs *sess, bool (*has)(const struct attrs *))
 {
     if (has(m))
         return m;
@@ -842,7 +843,8 @@ static int fill_transport(const struct attrs *m, const struct attrs *tag, const 
         *why = "the offer has no a=ice-ufrag";
         return ENCORE_SDP_ERR_INVALID;
     }
-    if (!is_ice_chars(a->ufrag, 4, 256) || !copy_span(out->ice_ufrag, sizeof out->ice_ufrag, a->ufrag)) {
+    if (!is_ice_chars(a->ufrag, 4, 256) ||
+        !copy_span(out->ice_ufrag, sizeof out->ice_ufrag, a->ufrag)) {
         *why = "malformed a=ice-ufrag (4-256 characters of A-Z a-z 0-9 + /)";
         return ENCORE_SDP_ERR_INVALID;
     }
@@ -978,7 +980,7 @@ static int parse_offer(const char *sdp, size_t len, encore_sdp_offer *out, struc
     out->audio_index = chosen;
     copy_span(out->mid, sizeof out->mid, s->mid);
     out->bundled = s->bundled;
-    out->direction = st->media.has_direction      ? st->media.direction
+    out->direction = st->media.has_direction     ? st->media.direction
                      : sc->session.has_direction ? sc->session.direction
                                                  : ENCORE_SDP_SENDRECV;
     if (st->media.has_ssrc) {
@@ -1011,7 +1013,8 @@ int encore_sdp_parse_offer(const char *sdp, size_t len, encore_sdp_offer *out, c
 
 int encore_sdp_answer_setup(const encore_sdp_offer *offer)
 {
-    return offer->setup == ENCORE_SDP_SETUP_PASSIVE ? ENCORE_SDP_SETUP_ACTIVE : ENCORE_SDP_SETUP_PASSIVE;
+    return offer->setup == ENCORE_SDP_SETUP_PASSIVE ? ENCORE_SDP_SETUP_ACTIVE
+                                                    : ENCORE_SDP_SETUP_PASSIVE;
 }
 
 int encore_sdp_answer_direction(const encore_sdp_offer *offer, bool send)
@@ -1088,8 +1091,8 @@ static bool valid_candidate_line(const char *c)
 }
 
 /* Checks what the caller gave us; fills the normalised fingerprint, setup role and c= address. */
-static int check_params(const encore_sdp_offer *o, const encore_sdp_answer_params *p, char fp_text[200],
-                        int *setup, const char **c_family)
+static int check_params(const encore_sdp_offer *o, const encore_sdp_answer_params *p,
+                        char fp_text[200], int *setup, const char **c_family)
 {
     struct in6_addr addr6;
     struct in_addr addr4;
@@ -1101,10 +1104,9 @@ static int check_params(const encore_sdp_offer *o, const encore_sdp_answer_param
         o->audio_index >= o->n_sections || o->opus_pt < 0 || o->opus_pt > 127 || o->red_pt > 127 ||
         !offer_strings_ok(o))
         return -EINVAL;
-    if (!p->ice_ufrag || !p->ice_pwd || !p->fingerprint ||
-        strnlen(p->ice_ufrag, 257) > 256 || !is_ice_chars(span_of(p->ice_ufrag), 4, 256) ||
-        strnlen(p->ice_pwd, 257) > 256 || !is_ice_chars(span_of(p->ice_pwd), 22, 256) ||
-        strnlen(p->fingerprint, 300) >= 300 ||
+    if (!p->ice_ufrag || !p->ice_pwd || !p->fingerprint || strnlen(p->ice_ufrag, 257) > 256 ||
+        !is_ice_chars(span_of(p->ice_ufrag), 4, 256) || strnlen(p->ice_pwd, 257) > 256 ||
+        !is_ice_chars(span_of(p->ice_pwd), 22, 256) || strnlen(p->fingerprint, 300) >= 300 ||
         !parse_fingerprint(span_of(p->fingerprint), alg, fp, &fp_len))
         return -EINVAL;
     size_t alg_len = strlen(alg);
@@ -1126,7 +1128,7 @@ static int check_params(const encore_sdp_offer *o, const encore_sdp_answer_param
     if (rate < 6000 || rate > 510000)
         return -EINVAL;
     if (p->ip && (strnlen(p->ip, 64) >= 64 || (inet_pton(AF_INET, p->ip, &addr4) != 1 &&
-                                                 inet_pton(AF_INET6, p->ip, &addr6) != 1)))
+                                               inet_pton(AF_INET6, p->ip, &addr6) != 1)))
         return -EINVAL;
     *c_family = (p->ip && strchr(p->ip, ':')) ? "IP6" : "IP4";
     if (p->send) {
@@ -1161,8 +1163,9 @@ static const char *direction_name(int dir)
     }
 }
 
-static void write_audio(struct wbuf *w, const encore_sdp_offer *o, const encore_sdp_answer_params *p,
-                        const char *fp_text, int setup, const char *c_family)
+static void write_audio(struct wbuf *w, const encore_sdp_offer *o,
+                        const encore_sdp_answer_params *p, const char *fp_text, int setup,
+                        const char *c_family)
 {
     const encore_sdp_section *s = &o->sections[o->audio_index];
     bool red = p->allow_red && o->red_pt >= 0;
@@ -1175,7 +1178,8 @@ static void write_audio(struct wbuf *w, const encore_sdp_offer *o, const encore_
     else
         wb_add(w, "m=%s 9 %s %d %d\r\n", s->kind, s->proto, opus, o->red_pt);
     wb_add(w, "c=IN %s %s\r\n", c_family, p->ip ? p->ip : "0.0.0.0");
-    wb_add(w, "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\na=ice-options:trickle\r\n", p->ice_ufrag, p->ice_pwd);
+    wb_add(w, "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\na=ice-options:trickle\r\n", p->ice_ufrag,
+           p->ice_pwd);
     wb_add(w, "a=fingerprint:%s\r\n", fp_text);
     wb_add(w, "a=setup:%s\r\n", setup == ENCORE_SDP_SETUP_ACTIVE ? "active" : "passive");
     if (o->mid[0])
@@ -1195,7 +1199,8 @@ static void write_audio(struct wbuf *w, const encore_sdp_offer *o, const encore_
            "maxplaybackrate=48000\r\n",
            opus, (unsigned)(p->opus_bitrate ? p->opus_bitrate : 128000));
     if (red)
-        wb_add(w, "a=rtpmap:%d red/48000/2\r\na=fmtp:%d %d/%d\r\n", o->red_pt, o->red_pt, opus, opus);
+        wb_add(w, "a=rtpmap:%d red/48000/2\r\na=fmtp:%d %d/%d\r\n", o->red_pt, o->red_pt, opus,
+               opus);
     if (p->send && p->ssrc) {
         wb_add(w, "a=ssrc:%u cname:%s\r\n", (unsigned)p->ssrc, p->cname);
         if (p->msid_stream)
@@ -1208,8 +1213,8 @@ static void write_audio(struct wbuf *w, const encore_sdp_offer *o, const encore_
         wb_add(w, "a=end-of-candidates\r\n");
 }
 
-int encore_sdp_build_answer(const encore_sdp_offer *offer, const encore_sdp_answer_params *p, char *buf,
-                            size_t cap, size_t *out_len)
+int encore_sdp_build_answer(const encore_sdp_offer *offer, const encore_sdp_answer_params *p,
+                            char *buf, size_t cap, size_t *out_len)
 {
     char fp_text[200];
     int setup;
@@ -1271,8 +1276,8 @@ static int parse_address(span a, char dst[46], bool *ipv6, bool *is_name)
     }
     for (size_t i = 0; i < a.n; i++) {
         char c = a.p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-              c == '.' || c == '_'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == '_'))
             return -EINVAL;
     }
     *is_name = true;
@@ -1357,7 +1362,8 @@ int encore_sdp_parse_candidate(const char *cand, encore_sdp_candidate *out)
         !next_token(&s, &prio) || !next_token(&s, &addr) || !next_token(&s, &port) ||
         !next_token(&s, &typ) || !next_token(&s, &type) || !span_eq(typ, "typ"))
         return -EINVAL;
-    if (!is_ice_chars(foundation, 1, 32) || !copy_span(out->foundation, sizeof out->foundation, foundation))
+    if (!is_ice_chars(foundation, 1, 32) ||
+        !copy_span(out->foundation, sizeof out->foundation, foundation))
         return -EINVAL;
     if (!parse_u32(comp, 256, &out->component) || out->component == 0)
         return -EINVAL;

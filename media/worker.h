@@ -14,29 +14,29 @@ typedef struct encore_workers encore_workers;
 /* Per-worker packet counters. Written only by the owning worker thread (relaxed atomic stores),
  * read by any thread (relaxed atomic loads) for /metrics. */
 typedef struct {
-    uint64_t rtp_in;          /* SRTP packets from singers that authenticated */
-    uint64_t rtp_forwarded;   /* packets taken onto a stage track */
-    uint64_t rtp_out;         /* packets sent to listeners (one per listener per packet) */
-    uint64_t bytes_out;       /* bytes sent to listeners */
-    uint64_t rtcp_in;         /* RTCP packets that authenticated */
-    uint64_t rtcp_out;        /* RTCP packets sent (SR to listeners, RR to singers) */
-    uint64_t nack_in;         /* sequence numbers listeners asked for */
-    uint64_t rr_in;           /* listeners' report blocks about a stage track */
-    uint64_t listener_lost;   /* packets listeners reported lost (growth of cumulative lost) */
-    uint64_t retransmits;     /* packets re-sent from the NACK cache */
-    uint64_t drop_not_ready;  /* RTP/RTCP before DTLS finished */
-    uint64_t drop_srtp_auth;  /* SRTP/SRTCP authentication failed */
-    uint64_t drop_srtp_replay;/* SRTP replay protection refused */
-    uint64_t drop_malformed;  /* decrypted but not parseable RTP/RTCP */
-    uint64_t drop_unknown;    /* neither STUN, DTLS, RTP nor RTCP (garbage) */
-    uint64_t drop_dtls;       /* DTLS records refused (bad, late or from the wrong state) */
-    uint64_t drop_standby;    /* packets from a connected singer who is not on stage */
-    uint64_t drop_stage;      /* refused by the stage track (old, duplicate, wrong SSRC) */
-    uint64_t send_errors;     /* sendto() failed */
+    uint64_t rtp_in;           /* SRTP packets from singers that authenticated */
+    uint64_t rtp_forwarded;    /* packets taken onto a stage track */
+    uint64_t rtp_out;          /* packets sent to listeners (one per listener per packet) */
+    uint64_t bytes_out;        /* bytes sent to listeners */
+    uint64_t rtcp_in;          /* RTCP packets that authenticated */
+    uint64_t rtcp_out;         /* RTCP packets sent (SR to listeners, RR to singers) */
+    uint64_t nack_in;          /* sequence numbers listeners asked for */
+    uint64_t rr_in;            /* listeners' report blocks about a stage track */
+    uint64_t listener_lost;    /* packets listeners reported lost (growth of cumulative lost) */
+    uint64_t retransmits;      /* packets re-sent from the NACK cache */
+    uint64_t drop_not_ready;   /* RTP/RTCP before DTLS finished */
+    uint64_t drop_srtp_auth;   /* SRTP/SRTCP authentication failed */
+    uint64_t drop_srtp_replay; /* SRTP replay protection refused */
+    uint64_t drop_malformed;   /* decrypted but not parseable RTP/RTCP */
+    uint64_t drop_unknown;     /* neither STUN, DTLS, RTP nor RTCP (garbage) */
+    uint64_t drop_dtls;        /* DTLS records refused (bad, late or from the wrong state) */
+    uint64_t drop_standby;     /* packets from a connected singer who is not on stage */
+    uint64_t drop_stage;       /* refused by the stage track (old, duplicate, wrong SSRC) */
+    uint64_t send_errors;      /* sendto() failed */
 } encore_worker_stats;
 
-#define ENCORE_STAT_ADD(stats, field, n)                                                          \
-    __atomic_store_n(&(stats)->field, __atomic_load_n(&(stats)->field, __ATOMIC_RELAXED) + (n),  \
+#define ENCORE_STAT_ADD(stats, field, n)                                                           \
+    __atomic_store_n(&(stats)->field, __atomic_load_n(&(stats)->field, __ATOMIC_RELAXED) + (n),    \
                      __ATOMIC_RELAXED)
 
 /* Starts `n` worker threads (n <= 0: one per core). Never fails except on thread creation, which
@@ -59,6 +59,7 @@ encore_worker_stats *encore_worker_stats_of(encore_worker *worker);
 bool encore_worker_is_current(encore_worker *worker);
 /* Runs fn(data) on the worker's thread (immediately if already there); destroy(data) afterwards.
  * Thread-safe. */
-void encore_worker_invoke(encore_worker *worker, GSourceFunc fn, gpointer data, GDestroyNotify destroy);
+void encore_worker_invoke(encore_worker *worker, GSourceFunc fn, gpointer data,
+                          GDestroyNotify destroy);
 
 #endif

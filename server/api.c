@@ -7,9 +7,17 @@
 #include <string.h>
 
 static const encore_proto_field join_schema[] = {
-    {.name = "room", .kind = ENCORE_PROTO_STRING, .required = true, .min = 1, .max = 64,
+    {.name = "room",
+     .kind = ENCORE_PROTO_STRING,
+     .required = true,
+     .min = 1,
+     .max = 64,
      .flags = ENCORE_PROTO_IDENT},
-    {.name = "name", .kind = ENCORE_PROTO_STRING, .required = true, .min = 1, .max = 64,
+    {.name = "name",
+     .kind = ENCORE_PROTO_STRING,
+     .required = true,
+     .min = 1,
+     .max = 64,
      .flags = ENCORE_PROTO_NO_CONTROL},
     {.name = NULL},
 };
@@ -20,9 +28,17 @@ static const encore_proto_field offer_schema[] = {
 };
 
 static const encore_proto_field candidate_schema[] = {
-    {.name = "pc", .kind = ENCORE_PROTO_STRING, .required = true, .min = 7, .max = 9,
+    {.name = "pc",
+     .kind = ENCORE_PROTO_STRING,
+     .required = true,
+     .min = 7,
+     .max = 9,
      .flags = ENCORE_PROTO_IDENT},
-    {.name = "candidate", .kind = ENCORE_PROTO_STRING, .required = true, .min = 0, .max = 1024,
+    {.name = "candidate",
+     .kind = ENCORE_PROTO_STRING,
+     .required = true,
+     .min = 0,
+     .max = 1024,
      .flags = ENCORE_PROTO_NO_CONTROL},
     {.name = "sdpMid", .kind = ENCORE_PROTO_STRING, .required = false, .min = 0, .max = 32},
     {.name = "sdpMLineIndex", .kind = ENCORE_PROTO_INT, .required = false, .min = 0, .max = 64},
@@ -79,7 +95,8 @@ static void h_candidate(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
     const char *pc = json_string_value(json_object_get(msg, "pc"));
     bool publish = strcmp(pc, "publish") == 0;
     if (!publish && strcmp(pc, "subscribe") != 0) {
-        encore_ws_error(c, id, "invalid_field", "pc", "field 'pc' must be 'publish' or 'subscribe'");
+        encore_ws_error(c, id, "invalid_field", "pc",
+                        "field 'pc' must be 'publish' or 'subscribe'");
         return;
     }
     encore_rooms_candidate(ud, member(c), id, publish,

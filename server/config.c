@@ -114,8 +114,8 @@ static gboolean key_int(GKeyFile *kf, const char *group, const char *key, int mi
     GError *e = NULL;
     int v = g_key_file_get_integer(kf, group, key, &e);
     if (e || v < min || v > max) {
-        g_set_error(error, CONFIG_ERROR, 1, "[%s] %s must be an integer in %d-%d", group, key,
-                    min, max);
+        g_set_error(error, CONFIG_ERROR, 1, "[%s] %s must be an integer in %d-%d", group, key, min,
+                    max);
         g_clear_error(&e);
         return FALSE;
     }
@@ -123,8 +123,8 @@ static gboolean key_int(GKeyFile *kf, const char *group, const char *key, int mi
     return TRUE;
 }
 
-static gboolean key_double(GKeyFile *kf, const char *group, const char *key, double min,
-                           double max, double *out, GError **error)
+static gboolean key_double(GKeyFile *kf, const char *group, const char *key, double min, double max,
+                           double *out, GError **error)
 {
     if (!g_key_file_has_key(kf, group, key, NULL))
         return TRUE;
@@ -207,8 +207,7 @@ gboolean encore_config_load(encore_config *c, int *argc, char ***argv, GError **
          "addresses for ICE candidates, comma-separated (127.0.0.1)", "ADDR[,ADDR]"},
         {"rtp-ports", 'p', 0, G_OPTION_ARG_STRING, &rtp_ports, "UDP port range (40000-49999)",
          "MIN-MAX"},
-        {"web-root", 'w', 0, G_OPTION_ARG_FILENAME, &web_root, "directory of the web pages",
-         "DIR"},
+        {"web-root", 'w', 0, G_OPTION_ARG_FILENAME, &web_root, "directory of the web pages", "DIR"},
         {"workers", 0, 0, G_OPTION_ARG_INT, &workers, "media worker threads (0: one per core)",
          "N"},
         {NULL, 0, 0, 0, NULL, NULL, NULL},

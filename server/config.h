@@ -9,13 +9,13 @@
 
 typedef struct {
     /* [server] */
-    char *listen_addr;      /* listen = 127.0.0.1:8080 */
+    char *listen_addr; /* listen = 127.0.0.1:8080 */
     int listen_port;
-    char *web_root;         /* web_root = <source dir>/web */
-    char *data_dir;         /* data_dir = var */
+    char *web_root; /* web_root = <source dir>/web */
+    char *data_dir; /* data_dir = var */
     /* [media] */
-    char **media_ips;       /* ips = 127.0.0.1 (comma-separated) */
-    uint16_t port_min;      /* rtp_ports = 40000-49999 */
+    char **media_ips;  /* ips = 127.0.0.1 (comma-separated) */
+    uint16_t port_min; /* rtp_ports = 40000-49999 */
     uint16_t port_max;
     int workers;            /* workers = 0 (one per core) */
     uint32_t opus_bitrate;  /* opus_bitrate = 128000 */

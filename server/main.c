@@ -16,7 +16,6 @@
 #include "signaling/metrics.h"
 #include "signaling/ws.h"
 
-
 typedef struct {
     encore_media *media;
     encore_rooms *rooms;
@@ -29,9 +28,10 @@ static gboolean on_signal(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-#define STAT(name, help, field)                                                                   \
-    g_string_append_printf(out, "# HELP encore_media_" name " " help "\n# TYPE encore_media_" name \
-                                " counter\nencore_media_" name " %" G_GUINT64_FORMAT "\n",       \
+#define STAT(name, help, field)                                                                    \
+    g_string_append_printf(out,                                                                    \
+                           "# HELP encore_media_" name " " help "\n# TYPE encore_media_" name      \
+                           " counter\nencore_media_" name " %" G_GUINT64_FORMAT "\n",              \
                            st.field)
 
 static void collect(GString *out, void *user_data)
@@ -56,13 +56,14 @@ static void collect(GString *out, void *user_data)
         const char *reason;
         uint64_t v;
     } drops[] = {
-        {"not_ready", st.drop_not_ready}, {"srtp_auth", st.drop_srtp_auth},
+        {"not_ready", st.drop_not_ready},     {"srtp_auth", st.drop_srtp_auth},
         {"srtp_replay", st.drop_srtp_replay}, {"malformed", st.drop_malformed},
-        {"unknown", st.drop_unknown}, {"dtls", st.drop_dtls},
-        {"standby", st.drop_standby}, {"stage", st.drop_stage},
+        {"unknown", st.drop_unknown},         {"dtls", st.drop_dtls},
+        {"standby", st.drop_standby},         {"stage", st.drop_stage},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(drops); i++)
-        g_string_append_printf(out, "encore_media_dropped_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n",
+        g_string_append_printf(out,
+                               "encore_media_dropped_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n",
                                drops[i].reason, drops[i].v);
     g_string_append_printf(out,
                            "# HELP encore_rooms Rooms open.\n# TYPE encore_rooms gauge\n"
@@ -138,8 +139,8 @@ int main(int argc, char **argv)
     g_unix_signal_add(SIGINT, on_signal, loop);
     g_unix_signal_add(SIGTERM, on_signal, loop);
     encore_ws_set_ready(ws, true);
-    g_message("listening on http://%s:%d/ (media on %s, ports %u-%u, %d workers)",
-              cfg.listen_addr, encore_ws_port(ws), cfg.media_ips[0], cfg.port_min, cfg.port_max,
+    g_message("listening on http://%s:%d/ (media on %s, ports %u-%u, %d workers)", cfg.listen_addr,
+              encore_ws_port(ws), cfg.media_ips[0], cfg.port_min, cfg.port_max,
               encore_workers_count(encore_media_workers(a.media)));
     g_main_loop_run(loop);
     status = 0;

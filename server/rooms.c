@@ -10,38 +10,37 @@
 
 #include "media/room.h"
 
-
 typedef struct room room;
 
 struct encore_member {
     encore_rooms *rooms;
     encore_ws_conn *conn;
     uint64_t conn_id;
-    char id[24];          /* "c<conn id>", shown to clients */
+    char id[24]; /* "c<conn id>", shown to clients */
     char *name;
     room *room;
-    GList *link;          /* in room->members */
-    bool queued;          /* in room->queue */
+    GList *link; /* in room->members */
+    bool queued; /* in room->queue */
     bool has_pub, has_sub;
     bool pub_connected, sub_connected;
-    json_t *pending[2];   /* request ids awaiting an answer: [0] publish, [1] subscribe */
+    json_t *pending[2]; /* request ids awaiting an answer: [0] publish, [1] subscribe */
 };
 
 struct room {
     encore_rooms *rooms;
     char *name;
-    GQueue members;       /* in join order: the owner is handed to the longest present */
-    GQueue queue;         /* of encore_member*, waiting for the stage */
+    GQueue members; /* in join order: the owner is handed to the longest present */
+    GQueue queue;   /* of encore_member*, waiting for the stage */
     encore_member *owner;
     encore_member *stage;
-    unsigned listeners;   /* connected subscribe peers */
+    unsigned listeners; /* connected subscribe peers */
     encore_media_room *media;
 };
 
 struct encore_rooms {
     encore_media *media;
-    GHashTable *by_name;  /* name -> room */
-    GHashTable *by_conn;  /* conn id -> member */
+    GHashTable *by_name; /* name -> room */
+    GHashTable *by_conn; /* conn id -> member */
     unsigned members;
     unsigned listeners;
 };
@@ -68,11 +67,11 @@ static void push_state(room *r)
     json_t *queue = json_array();
     for (GList *l = r->queue.head; l; l = l->next)
         json_array_append_new(queue, member_json(l->data));
-    json_t *state = json_pack("{s:s, s:s, s:s?, s:o, s:o, s:i, s:i}", "type", "room.state", "room",
-                              r->name, "owner", r->owner ? r->owner->id : NULL, "stage",
-                              r->stage ? member_json(r->stage) : json_null(), "queue", queue,
-                              "members", (json_int_t)r->members.length, "listeners",
-                              (json_int_t)r->listeners);
+    json_t *state =
+        json_pack("{s:s, s:s, s:s?, s:o, s:o, s:i, s:i}", "type", "room.state", "room", r->name,
+                  "owner", r->owner ? r->owner->id : NULL, "stage",
+                  r->stage ? member_json(r->stage) : json_null(), "queue", queue, "members",
+                  (json_int_t)r->members.length, "listeners", (json_int_t)r->listeners);
     for (GList *l = r->members.head; l; l = l->next) {
         encore_member *m = l->data;
         encore_ws_send(m->conn, json_incref(state));

@@ -1,6 +1,6 @@
-/* libFuzzer target for media/sdp.c: parses the input as an offer and, when that succeeds, builds both
- * kinds of answer into fixed buffers (checking the NUL and length); also parses the input as a trickled
- * ICE candidate. Single-threaded; allocates nothing itself. */
+/* libFuzzer target for media/sdp.c: parses the input as an offer and, when that succeeds, builds
+ * both kinds of answer into fixed buffers (checking the NUL and length); also parses the input as a
+ * trickled ICE candidate. Single-threaded; allocates nothing itself. */
 #include "media/sdp.h"
 
 #include <stdlib.h>
@@ -22,8 +22,9 @@ static void answer(const encore_sdp_offer *offer, bool send)
     p.send = send;
     p.ice_ufrag = "fUzZ";
     p.ice_pwd = "0123456789abcdefABCDEF+/";
-    p.fingerprint = "sha-256 07:3C:71:A6:DB:10:45:7A:AF:E4:19:4E:83:B8:ED:22:57:8C:C1:F6:2B:60:95:CA:FF:"
-                    "34:69:9E:D3:08:3D:72";
+    p.fingerprint =
+        "sha-256 07:3C:71:A6:DB:10:45:7A:AF:E4:19:4E:83:B8:ED:22:57:8C:C1:F6:2B:60:95:CA:FF:"
+        "34:69:9E:D3:08:3D:72";
     p.session_id = 1;
     p.session_version = 2;
     p.ssrc = 1234567;

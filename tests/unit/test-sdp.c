@@ -1,5 +1,5 @@
-/* Unit tests for media/sdp.c: real offers from Chromium, Firefox and GStreamer webrtcbin, broken and
- * hostile offers, the exact answer text, and the ICE candidate parser. Single-threaded; frees
+/* Unit tests for media/sdp.c: real offers from Chromium, Firefox and GStreamer webrtcbin, broken
+ * and hostile offers, the exact answer text, and the ICE candidate parser. Single-threaded; frees
  * everything it allocates. */
 #include "media/sdp.h"
 
@@ -8,9 +8,11 @@
 #include <glib.h>
 
 #define FP_CHROME                                                                                  \
-    "0B:30:55:7A:9F:C4:E9:0E:33:58:7D:A2:C7:EC:11:36:5B:80:A5:CA:EF:14:39:5E:83:A8:CD:F2:17:3C:61:86"
+    "0B:30:55:7A:9F:C4:E9:0E:33:58:7D:A2:C7:EC:11:36:5B:80:A5:CA:EF:14:39:5E:83:A8:CD:F2:17:3C:"   \
+    "61:86"
 #define FP_SERVER                                                                                  \
-    "07:3C:71:A6:DB:10:45:7A:AF:E4:19:4E:83:B8:ED:22:57:8C:C1:F6:2B:60:95:CA:FF:34:69:9E:D3:08:3D:72"
+    "07:3C:71:A6:DB:10:45:7A:AF:E4:19:4E:83:B8:ED:22:57:8C:C1:F6:2B:60:95:CA:FF:34:69:9E:D3:08:"   \
+    "3D:72"
 
 /* Chromium 120, getUserMedia audio track added with addTrack, sendonly transceiver (a singer). */
 static const char chrome_audio[] =
@@ -53,7 +55,8 @@ static const char chrome_audio[] =
     "a=ssrc:2863311530 msid:5c3fb3a2-6c43-4e47-9f9e-2a1b3c4d5e6f "
     "0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6\r\n";
 
-/* Chromium 120 listener page with recvonly audio, a recvonly video transceiver and a data channel. */
+/* Chromium 120 listener page with recvonly audio, a recvonly video transceiver and a data channel.
+ */
 static const char chrome_av_data[] =
     "v=0\r\n"
     "o=- 8123456789012345678 2 IN IP4 127.0.0.1\r\n"
@@ -89,7 +92,8 @@ static const char chrome_av_data[] =
     "a=rtpmap:13 CN/8000\r\n"
     "a=rtpmap:110 telephone-event/48000\r\n"
     "a=rtpmap:126 telephone-event/8000\r\n"
-    "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 104 105 106 107 108 109 127 125 39 40 45 46 98 99 100 "
+    "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 104 105 106 107 108 109 127 125 39 40 45 46 98 99 "
+    "100 "
     "101 112 113 116 117 118\r\n"
     "c=IN IP4 0.0.0.0\r\n"
     "a=rtcp:9 IN IP4 0.0.0.0\r\n"
@@ -139,7 +143,8 @@ static const char chrome_av_data[] =
     "a=sctp-port:5000\r\n"
     "a=max-message-size:262144\r\n";
 
-/* GStreamer 1.22 webrtcbin (bundle-policy=max-bundle) after gathering, with opusenc ! rtpopuspay pt=96. */
+/* GStreamer 1.22 webrtcbin (bundle-policy=max-bundle) after gathering, with opusenc ! rtpopuspay
+ * pt=96. */
 static const char webrtcbin_audio[] =
     "v=0\r\n"
     "o=- 1961463431306389736 0 IN IP4 0.0.0.0\r\n"
@@ -425,10 +430,11 @@ static void test_chrome_av_data(void)
                          "maxaveragebitrate=96000;maxplaybackrate=48000");
     assert_has_line(ans, "a=ssrc:1234567 cname:encore");
     assert_has_line(ans, "a=ssrc:1234567 msid:stage stage-audio");
-    g_assert_nonnull(strstr(ans, "\r\nm=video 0 UDP/TLS/RTP/SAVPF 96 97 102 103 104 105 106 107 108 109 "
-                                 "127 125 39 40 45 46 98 99\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
-                                 "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\n"
-                                 "c=IN IP4 0.0.0.0\r\na=mid:2\r\n"));
+    g_assert_nonnull(strstr(ans,
+                            "\r\nm=video 0 UDP/TLS/RTP/SAVPF 96 97 102 103 104 105 106 107 108 109 "
+                            "127 125 39 40 45 46 98 99\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
+                            "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+                            "c=IN IP4 0.0.0.0\r\na=mid:2\r\n"));
     g_assert_true(g_str_has_suffix(ans, "a=mid:2\r\n"));
     assert_no_line_prefix(ans, "a=extmap");
     assert_no_line_prefix(ans, "a=candidate");
@@ -532,8 +538,9 @@ static void test_bundle_tag_fallback(void)
     g_autofree char *ans = answer_ok(o, &p);
     assert_has_line(ans, "a=setup:active");
     assert_has_line(ans, "a=group:BUNDLE a");
-    g_assert_nonnull(strstr(ans, "\r\nt=0 0\r\na=group:BUNDLE a\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\n"
-                                 "c=IN IP4 0.0.0.0\r\na=mid:v\r\nm=audio 9 "));
+    g_assert_nonnull(strstr(ans,
+                            "\r\nt=0 0\r\na=group:BUNDLE a\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\n"
+                            "c=IN IP4 0.0.0.0\r\na=mid:v\r\nm=audio 9 "));
     /* Passive is not a role we may take against a passive offerer. */
     p.setup = ENCORE_SDP_SETUP_PASSIVE;
     char buf[4096];
@@ -611,7 +618,8 @@ static void test_red(void)
     p.allow_red = true;
 
     /* Absent. */
-    g_autofree char *nored = replace(chrome_audio, "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n", "");
+    g_autofree char *nored =
+        replace(chrome_audio, "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n", "");
     g_autofree encore_sdp_offer *on = parse_ok(nored);
     g_assert_cmpint(on->red_pt, ==, -1);
     g_autofree char *ans2 = answer_ok(on, &p);
@@ -642,7 +650,8 @@ static void test_red(void)
 static void test_no_opus(void)
 {
     const char *why;
-    g_autofree char *pcmu = replace(chrome_audio, "a=rtpmap:111 opus/48000/2", "a=rtpmap:111 ISAC/16000");
+    g_autofree char *pcmu =
+        replace(chrome_audio, "a=rtpmap:111 opus/48000/2", "a=rtpmap:111 ISAC/16000");
     g_assert_cmpint(parse_rc(pcmu, strlen(pcmu), &why), ==, ENCORE_SDP_ERR_NO_OPUS);
     g_assert_nonnull(strstr(why, "opus"));
     g_autofree char *mono = replace(webrtcbin_audio, "OPUS/48000/2", "OPUS/48000");
@@ -666,7 +675,8 @@ static void test_missing_required(void)
     expect_invalid(nopwd, "ice-pwd");
     g_autofree char *shortufrag = replace(chrome_audio, "a=ice-ufrag:Xk4d", "a=ice-ufrag:Xk4");
     expect_invalid(shortufrag, "ice-ufrag");
-    g_autofree char *badpwd = replace(chrome_audio, "8kVbq0m3kXcW0PL6Ra9sYtJz", "8kVbq0m3kXcW0PL6Ra9sYt=z");
+    g_autofree char *badpwd =
+        replace(chrome_audio, "8kVbq0m3kXcW0PL6Ra9sYtJz", "8kVbq0m3kXcW0PL6Ra9sYt=z");
     expect_invalid(badpwd, "ice-pwd");
     g_autofree char *nomux = replace(chrome_audio, "a=rtcp-mux\r\n", "");
     expect_invalid(nomux, "rtcp-mux");
@@ -676,7 +686,8 @@ static void test_missing_required(void)
     expect_invalid(noaudio, "audio");
     g_autofree char *disabled = replace(chrome_audio, "m=audio 9", "m=audio 0");
     expect_invalid(disabled, "audio");
-    g_autofree char *noorigin = replace(chrome_audio, "o=- 4215775240449105457 2 IN IP4 127.0.0.1\r\n", "");
+    g_autofree char *noorigin =
+        replace(chrome_audio, "o=- 4215775240449105457 2 IN IP4 127.0.0.1\r\n", "");
     expect_invalid(noorigin, "o=");
     g_autofree char *nov = replace(chrome_audio, "v=0\r\n", "");
     expect_invalid(nov, "v=0");
@@ -685,7 +696,8 @@ static void test_missing_required(void)
     expect_invalid(dupmid, "mid");
     g_autofree char *twomid = replace(chrome_audio, "a=mid:0\r\n", "a=mid:0\r\na=mid:x\r\n");
     expect_invalid(twomid, "mid");
-    g_autofree char *longmid = replace(chrome_audio, "a=mid:0", "a=mid:0123456789012345678901234567890123");
+    g_autofree char *longmid =
+        replace(chrome_audio, "a=mid:0", "a=mid:0123456789012345678901234567890123");
     expect_invalid(longmid, "mid");
     g_autofree char *badbundle = replace(chrome_audio, "a=group:BUNDLE 0", "a=group:BUNDLE 0 7");
     expect_invalid(badbundle, "BUNDLE");
@@ -794,7 +806,8 @@ static void test_candidates_cap_and_second_audio(void)
 {
     GString *g = g_string_new(webrtcbin_audio);
     for (int i = 0; i < 15; i++)
-        g_string_append_printf(g, "a=candidate:%d 1 udp 100 127.0.0.1 %d typ host\r\n", 10 + i, 41000 + i);
+        g_string_append_printf(g, "a=candidate:%d 1 udp 100 127.0.0.1 %d typ host\r\n", 10 + i,
+                               41000 + i);
     g_autofree encore_sdp_offer *o = parse_ok(g->str);
     g_assert_cmpint(o->n_candidates, ==, ENCORE_SDP_MAX_CANDIDATES);
     g_assert_cmpint(o->candidates_dropped, ==, 2);
@@ -802,12 +815,13 @@ static void test_candidates_cap_and_second_audio(void)
     g_string_free(g, TRUE);
 
     /* A disabled audio section first: the enabled one after it is chosen, the first rejected. */
-    g_autofree char *two = g_strconcat(
-        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
-        "m=audio 0 UDP/TLS/RTP/SAVPF 0\r\na=mid:old\r\n",
-        webrtcbin_audio + strlen("v=0\r\no=- 1961463431306389736 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
-                                 "a=ice-options:trickle\r\na=group:BUNDLE audio0\r\n"),
-        NULL);
+    g_autofree char *two =
+        g_strconcat("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+                    "m=audio 0 UDP/TLS/RTP/SAVPF 0\r\na=mid:old\r\n",
+                    webrtcbin_audio +
+                        strlen("v=0\r\no=- 1961463431306389736 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+                               "a=ice-options:trickle\r\na=group:BUNDLE audio0\r\n"),
+                    NULL);
     g_autofree encore_sdp_offer *o2 = parse_ok(two);
     g_assert_cmpint(o2->audio_index, ==, 1);
     g_assert_false(o2->bundled);
@@ -853,8 +867,9 @@ static void test_answer_params(void)
 
     /* A parameter struct with lowercase hex and IPv6: normalised / IP6. */
     p = default_params();
-    p.fingerprint = "SHA-256 07:3c:71:a6:db:10:45:7a:af:e4:19:4e:83:b8:ed:22:57:8c:c1:f6:2b:60:95:ca:ff:34:"
-                    "69:9e:d3:08:3d:72";
+    p.fingerprint =
+        "SHA-256 07:3c:71:a6:db:10:45:7a:af:e4:19:4e:83:b8:ed:22:57:8c:c1:f6:2b:60:95:ca:ff:34:"
+        "69:9e:d3:08:3d:72";
     p.ip = "::1";
     p.session_id = 9223372036854775807ull;
     p.session_version = 3;
@@ -895,9 +910,10 @@ static void test_answer_worst_case_size(void)
 {
     GString *g = g_string_new(chrome_audio);
     for (int i = 1; i < ENCORE_SDP_MAX_SECTIONS; i++)
-        g_string_append_printf(g, "m=x-longest-kind 9 UDP/TLS/RTP/SAVPF/padding/to/39-chars "
-                                  "96 97 98 99 100 101 102 103 104 105 106 107 108 109 110 111 112 "
-                                  "113\r\na=mid:%032d\r\n",
+        g_string_append_printf(g,
+                               "m=x-longest-kind 9 UDP/TLS/RTP/SAVPF/padding/to/39-chars "
+                               "96 97 98 99 100 101 102 103 104 105 106 107 108 109 110 111 112 "
+                               "113\r\na=mid:%032d\r\n",
                                i);
     g_autofree encore_sdp_offer *o = parse_ok(g->str);
     g_string_free(g, TRUE);
@@ -907,9 +923,10 @@ static void test_answer_worst_case_size(void)
     memset(pwd, 'p', 256);
     p.ice_ufrag = ufrag;
     p.ice_pwd = pwd;
-    p.fingerprint = "sha-512 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:"
-                    "99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:"
-                    "44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
+    p.fingerprint =
+        "sha-512 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:"
+        "99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:"
+        "44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
     p.n_candidates = 0;
     p.send = true;
     p.ssrc = 4294967295u;
@@ -947,9 +964,10 @@ static void test_format_fingerprint(void)
 static void test_candidate_valid(void)
 {
     encore_sdp_candidate c;
-    g_assert_cmpint(encore_sdp_parse_candidate("candidate:842163049 1 udp 2122260223 192.168.1.20 54321 typ host "
-                                               "generation 0 ufrag Xk4d network-id 1 network-cost 10",
-                                               &c),
+    g_assert_cmpint(encore_sdp_parse_candidate(
+                        "candidate:842163049 1 udp 2122260223 192.168.1.20 54321 typ host "
+                        "generation 0 ufrag Xk4d network-id 1 network-cost 10",
+                        &c),
                     ==, 0);
     g_assert_cmpstr(c.foundation, ==, "842163049");
     g_assert_cmpuint(c.component, ==, 1);
@@ -962,45 +980,51 @@ static void test_candidate_valid(void)
     g_assert_cmpuint(c.generation, ==, 0);
     g_assert_cmpstr(c.ufrag, ==, "Xk4d");
 
-    g_assert_cmpint(encore_sdp_parse_candidate("a=candidate:1467250027 1 udp 1686052607 203.0.113.7 61000 typ "
-                                               "srflx raddr 192.168.1.20 rport 54321 generation 2\r\n",
-                                               &c),
-                    ==, 0);
+    g_assert_cmpint(
+        encore_sdp_parse_candidate("a=candidate:1467250027 1 udp 1686052607 203.0.113.7 61000 typ "
+                                   "srflx raddr 192.168.1.20 rport 54321 generation 2\r\n",
+                                   &c),
+        ==, 0);
     g_assert_cmpint(c.type, ==, ENCORE_SDP_CAND_SRFLX);
     g_assert_true(c.has_raddr);
     g_assert_cmpstr(c.raddr, ==, "192.168.1.20");
     g_assert_cmpuint(c.rport, ==, 54321);
     g_assert_cmpuint(c.generation, ==, 2);
 
-    g_assert_cmpint(encore_sdp_parse_candidate("2 1 UDP 2122194687 2001:db8::1:2 50000 typ host", &c), ==, 0);
+    g_assert_cmpint(
+        encore_sdp_parse_candidate("2 1 UDP 2122194687 2001:db8::1:2 50000 typ host", &c), ==, 0);
     g_assert_true(c.ipv6);
     g_assert_cmpstr(c.address, ==, "2001:db8::1:2");
     g_assert_cmpuint(c.port, ==, 50000);
 
-    g_assert_cmpint(encore_sdp_parse_candidate("candidate:3 1 udp 41885439 198.51.100.9 3478 typ relay "
-                                               "raddr 0.0.0.0 rport 0",
-                                               &c),
-                    ==, 0);
+    g_assert_cmpint(
+        encore_sdp_parse_candidate("candidate:3 1 udp 41885439 198.51.100.9 3478 typ relay "
+                                   "raddr 0.0.0.0 rport 0",
+                                   &c),
+        ==, 0);
     g_assert_cmpint(c.type, ==, ENCORE_SDP_CAND_RELAY);
-    g_assert_cmpint(encore_sdp_parse_candidate("candidate:4 1 udp 1845501695 198.51.100.9 3478 typ prflx", &c),
-                    ==, 0);
+    g_assert_cmpint(
+        encore_sdp_parse_candidate("candidate:4 1 udp 1845501695 198.51.100.9 3478 typ prflx", &c),
+        ==, 0);
     g_assert_cmpint(c.type, ==, ENCORE_SDP_CAND_PRFLX);
 }
 
 static void test_candidate_unsupported(void)
 {
     encore_sdp_candidate c;
-    g_assert_cmpint(encore_sdp_parse_candidate("candidate:1 1 udp 2122260223 "
-                                               "4f2a1b9c-8d3e-4c5f-a6b7-c8d9e0f1a2b3.local 54321 typ host "
-                                               "generation 0",
-                                               &c),
+    g_assert_cmpint(
+        encore_sdp_parse_candidate("candidate:1 1 udp 2122260223 "
+                                   "4f2a1b9c-8d3e-4c5f-a6b7-c8d9e0f1a2b3.local 54321 typ host "
+                                   "generation 0",
+                                   &c),
+        ==, -ENOTSUP);
+    g_assert_cmpint(
+        encore_sdp_parse_candidate("candidate:2 1 tcp 1518280447 192.168.1.20 9 typ host tcptype "
+                                   "active generation 0",
+                                   &c),
+        ==, -ENOTSUP);
+    g_assert_cmpint(encore_sdp_parse_candidate("candidate:2 1 udp 1 192.168.1.20 9 typ x-new", &c),
                     ==, -ENOTSUP);
-    g_assert_cmpint(encore_sdp_parse_candidate("candidate:2 1 tcp 1518280447 192.168.1.20 9 typ host tcptype "
-                                               "active generation 0",
-                                               &c),
-                    ==, -ENOTSUP);
-    g_assert_cmpint(encore_sdp_parse_candidate("candidate:2 1 udp 1 192.168.1.20 9 typ x-new", &c), ==,
-                    -ENOTSUP);
 }
 
 static void test_candidate_garbage(void)
