@@ -328,6 +328,27 @@ step('a listener whose websocket drops rejoins and hears the stage again', async
         () => window.encoreTest.roomState), (st) => st.listeners === 3 && st.members === 5);
 });
 
+step('listeners get the server\'s sender reports for the stage track', async () => {
+    // The server terminates RTCP and sends its own SRs for the stage track (its NTP/RTP mapping is
+    // unit-tested in test-stage). Chromium turns the latest SR into remote-outbound-rtp stats: the
+    // SR must describe the stage SSRC, carry the server's wall clock (this machine's clock), and
+    // count what was sent to this listener.
+    for (const n of LISTENERS.slice(1)) {
+        const page = pages[n].page;
+        const st = await waitFor(`${n} to receive sender reports`, () => hook(page,
+            () => window.encoreTest.stats()), (x) => x.remoteOutbound && x.remoteOutbound.reportsSent >= 2,
+            { timeout: 15000 });
+        const ro = st.remoteOutbound;
+        const nowMs = Date.now();
+        log(`${n} SR stats ${JSON.stringify(ro)} now ${nowMs}`);
+        assert.equal(ro.ssrc, st.inbound[0].ssrc, `${n} SRs describe the stage track`);
+        assert.ok(Math.abs(nowMs - ro.remoteTimestamp) < 3000,
+            `${n} SR NTP time ${ro.remoteTimestamp} within 3 s of now ${nowMs}`);
+        assert.ok(ro.packetsSent > 0 && ro.packetsSent <= st.inbound[0].packetsReceived + 200,
+            `${n} SR packet count ${ro.packetsSent} vs received ${st.inbound[0].packetsReceived}`);
+    }
+});
+
 step('no page threw', async () => {
     for (const [name, { logs }] of Object.entries(pages)) {
         assert.deepEqual(logs.filter((l) => l.includes('PAGE ERROR')), [], `${name} threw`);

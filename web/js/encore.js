@@ -750,7 +750,10 @@ export async function summarizeStats(pc) {
             out.inbound.push({ ssrc: s.ssrc, packetsReceived: s.packetsReceived, packetsLost: s.packetsLost,
                 bytesReceived: s.bytesReceived, jitter: s.jitter, totalSamplesReceived: s.totalSamplesReceived,
                 concealedSamples: s.concealedSamples, audioLevel: s.audioLevel,
-                totalAudioEnergy: s.totalAudioEnergy, codec: out.codecs[s.codecId] || null });
+                totalAudioEnergy: s.totalAudioEnergy, codec: out.codecs[s.codecId] || null});
+        } else if (s.type === 'remote-outbound-rtp' && s.kind === 'audio') {
+            out.remoteOutbound = { ssrc: s.ssrc, remoteTimestamp: s.remoteTimestamp,
+                reportsSent: s.reportsSent, packetsSent: s.packetsSent, bytesSent: s.bytesSent };
         } else if (s.type === 'outbound-rtp' && s.kind === 'audio') {
             out.outbound.push({ ssrc: s.ssrc, packetsSent: s.packetsSent, bytesSent: s.bytesSent,
                 targetBitrate: s.targetBitrate, codec: out.codecs[s.codecId] || null });
