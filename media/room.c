@@ -1,7 +1,8 @@
-/* The SFU room: owns the peers of one room and its stage track. All state below the "worker
- * side" line is touched only by the room's worker thread; the main thread talks to it through
- * queued tasks and hears back through queued events. The fan-out loop allocates, locks and logs
- * nothing. */
+/* The SFU room: owns the peers of one room, its stage track and one shard per media worker. The
+ * home worker runs the singers, the stage and its NACK cache; each shard's listeners, SR timer
+ * and small NACK cache belong to that shard's worker, fed by a lock-free ring from the home.
+ * The main thread places peers and talks to the workers only through queued tasks and events.
+ * The per-packet path allocates, locks and logs nothing. */
 #define G_LOG_DOMAIN "encore-room"
 #include "config.h"
 
@@ -12,14 +13,25 @@
 
 #include "media/fanout.h"
 #include "media/peer.h"
+#include "media/ring.h"
 #include "media/rtcp.h"
 #include "media/rtp.h"
 #include "media/sdp.h"
 #include "media/stage.h"
 
 #define CLOCK_RATE 48000
+/* Each non-home shard's ring: slots of a header plus a packet as large as a peer receives. */
+#define RING_SLOTS 256
+/* A shard's own NACK cache: about 2.5 s of 20 ms packets, enough for a few round trips. */
+#define SHARD_CACHE_SLOTS 128
+/* Stage packets a shard takes from its ring per dispatch, so ICE and timers keep their turn. */
+#define DRAIN_BUDGET 64
+
+G_STATIC_ASSERT((SHARD_CACHE_SLOTS & (SHARD_CACHE_SLOTS - 1)) == 0);
+G_STATIC_ASSERT(65536 % SHARD_CACHE_SLOTS == 0);
 
 typedef struct rpeer rpeer;
+typedef struct shard shard;
 
 /* Receive statistics of one singer's stream, for the RRs we send back (RFC 3550 A.1, A.8). */
 typedef struct {
@@ -36,13 +48,16 @@ typedef struct {
     int64_t lsr_at_us; /* when it arrived */
 } recv_stats;
 
+/* One peer, owned by its shard's worker. */
 struct rpeer {
     uint64_t id;
     encore_media_dir dir;
     encore_media_room *room;
+    shard *shard;
     encore_peer *peer;
+    uint64_t seq; /* placement sequence number of the last offer applied (see placement) */
     bool connected;
-    bool listening; /* in room->listeners */
+    bool listening; /* in shard->listeners */
     /* payload types negotiated with this peer (-1: none) */
     int opus_pt;
     int red_pt;
@@ -58,11 +73,61 @@ struct rpeer {
     recv_stats rs;
 };
 
+/* What the home worker puts in front of each stage packet in a shard's ring. */
+typedef struct {
+    int64_t now_us;   /* the home's monotonic clock when the packet was rewritten */
+    uint32_t rtp_now; /* the stage's RTP time at now_us: the SR clock mapping */
+    uint32_t reserved;
+} ring_hdr;
+
+/* The part of a room that lives on one worker. Created with the room; everything below `peers`
+ * is touched only by that worker's thread (the ring has one producer, the home worker, and one
+ * consumer, this shard's worker). */
+struct shard {
+    encore_media_room *room;
+    encore_worker *worker;
+    int index;
+    bool home;
+    /* Packets from the home worker (atomic pointer): made by this shard's worker when its first
+     * listener connects, kept until the room's last reference; NULL on the home shard and on
+     * shards that never had a listener, so small rooms cost no ring memory. */
+    encore_ring *ring;
+    /* Connected listeners here, set by this worker, read by the home worker to skip idle
+     * shards (atomic). */
+    gint n_listeners;
+
+    /* ---- this worker ---- */
+    GHashTable *peers;    /* uint64 id -> rpeer placed here; NULL once destroyed */
+    GPtrArray *listeners; /* connected listeners here, the fan-out list */
+    GSource *report_timer;
+    GSource *ring_source;
+    /* Non-home shards: the stage clock as of the newest packet, for SRs. */
+    bool have_clock;
+    int64_t clock_us;
+    uint32_t clock_rtp;
+    /* Non-home shards: the stage packets forwarded here, for NACKs, by sequence number (the
+     * storage is allocated with the ring). */
+    bool cache_started;
+    uint16_t cache_last; /* highest sequence number cached */
+    uint16_t cache_seq[SHARD_CACHE_SLOTS];
+    uint16_t cache_len[SHARD_CACHE_SLOTS]; /* 0: empty */
+    uint8_t *cache_data;                   /* SHARD_CACHE_SLOTS * ENCORE_STAGE_CACHE_MTU bytes */
+};
+
+/* Where the main thread put a peer id: its shard, direction, and the sequence number of the last
+ * offer sent for it. A worker event saying the peer is gone forgets the placement only if no
+ * later offer was sent (same sequence number), so a re-offer racing a close keeps its place. */
+typedef struct {
+    uint64_t id;
+    int shard;
+    encore_media_dir dir;
+    uint64_t seq;
+} placement;
+
 struct encore_media_room {
     gint refcount;
     gint destroyed; /* atomic: set by free on the main thread */
     encore_media *media;
-    encore_worker *worker;
     GMainContext *main_ctx;
     encore_media_room_callbacks cb;
     void *user_data;
@@ -70,17 +135,29 @@ struct encore_media_room {
     uint32_t out_ssrc;
     uint32_t rr_ssrc;
     uint64_t session_id;
+    uint64_t answer_version; /* atomic: answers are built on every shard's worker */
+    int n_shards;
+    shard **shards; /* one per worker, by worker index */
+    shard *home;
 
-    /* ---- worker side ---- */
-    GHashTable *peers;    /* uint64 id -> rpeer */
-    GPtrArray *listeners; /* connected listeners, the fan-out list */
+    /* ---- main thread ---- */
+    GHashTable *placements; /* uint64 id -> placement */
+    int *placed;            /* listeners placed per shard */
+    uint64_t next_seq;
+
+    /* ---- home worker ---- */
     uint64_t stage_id;
     rpeer *stage_peer;
     uint32_t stage_src; /* SSRC the stage currently follows */
     encore_stage *stage;
-    GSource *report_timer;
-    uint64_t answer_version;
 };
+
+static void shard_free(shard *s)
+{
+    encore_ring_free(s->ring);
+    g_free(s->cache_data);
+    g_free(s);
+}
 
 static encore_media_room *room_ref(encore_media_room *r)
 {
@@ -92,6 +169,9 @@ static void room_unref(encore_media_room *r)
 {
     if (!g_atomic_int_dec_and_test(&r->refcount))
         return;
+    for (int i = 0; i < r->n_shards; i++)
+        shard_free(r->shards[i]);
+    g_free(r->shards);
     g_free(r);
 }
 
@@ -103,7 +183,9 @@ typedef struct {
     encore_media_room *room;
     event_kind kind;
     uint64_t peer_id;
-    char *a; /* sdp / candidate / reason */
+    uint64_t seq; /* the peer's placement sequence number as the worker knew it */
+    bool gone;    /* the shard holds no peer for this id any more */
+    char *a;      /* sdp / candidate / reason */
     char *code;
     char *message;
 } room_event;
@@ -118,12 +200,24 @@ static void event_free(gpointer data)
     g_free(e);
 }
 
+static void placement_forget(encore_media_room *r, placement *pl)
+{
+    if (pl->dir == ENCORE_MEDIA_SUBSCRIBE)
+        r->placed[pl->shard]--;
+    g_hash_table_remove(r->placements, &pl->id);
+}
+
 static gboolean event_dispatch(gpointer data)
 {
     room_event *e = data;
     encore_media_room *r = e->room;
     if (g_atomic_int_get(&r->destroyed))
         return G_SOURCE_REMOVE;
+    if (e->gone) {
+        placement *pl = g_hash_table_lookup(r->placements, &e->peer_id);
+        if (pl && pl->seq == e->seq)
+            placement_forget(r, pl);
+    }
     switch (e->kind) {
     case EV_ANSWER:
         if (r->cb.answer)
@@ -145,37 +239,81 @@ static gboolean event_dispatch(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-static void post_event(encore_media_room *r, event_kind kind, uint64_t peer_id, const char *a,
-                       const char *code, const char *message)
+/* Queues an event for the main context from any thread, the main thread included (always from an
+ * idle source, so that no callback runs inside an API call). */
+static void post_event(encore_media_room *r, event_kind kind, uint64_t peer_id, uint64_t seq,
+                       bool gone, const char *a, const char *code, const char *message)
 {
     room_event *e = g_new0(room_event, 1);
     e->room = room_ref(r);
     e->kind = kind;
     e->peer_id = peer_id;
+    e->seq = seq;
+    e->gone = gone;
     e->a = g_strdup(a);
     e->code = g_strdup(code);
     e->message = g_strdup(message);
-    g_main_context_invoke_full(r->main_ctx, G_PRIORITY_DEFAULT, event_dispatch, e, event_free);
+    GSource *src = g_idle_source_new();
+    g_source_set_callback(src, event_dispatch, e, event_free);
+    g_source_attach(src, r->main_ctx);
+    g_source_unref(src);
 }
 
-static void answer_error(encore_media_room *r, uint64_t id, const char *code, const char *msg)
+/* ---- per-shard NACK cache (non-home shards) ---------------------------------------------- */
+
+static void cache_put(shard *s, const uint8_t *pkt, size_t len)
 {
-    post_event(r, EV_ANSWER, id, NULL, code, msg);
+    if (len < 12)
+        return;
+    uint16_t seq = (uint16_t)(pkt[2] << 8 | pkt[3]);
+    if (!s->cache_started || (int16_t)(seq - s->cache_last) > 0) {
+        s->cache_last = seq;
+        s->cache_started = true;
+    }
+    size_t i = seq % SHARD_CACHE_SLOTS;
+    /* A late packet must not evict a newer one (as in the stage's cache). */
+    if (s->cache_len[i] &&
+        (uint16_t)(s->cache_last - s->cache_seq[i]) < (uint16_t)(s->cache_last - seq))
+        return;
+    if (len > ENCORE_STAGE_CACHE_MTU) {
+        s->cache_len[i] = 0;
+        return;
+    }
+    memcpy(s->cache_data + i * ENCORE_STAGE_CACHE_MTU, pkt, len);
+    s->cache_len[i] = (uint16_t)len;
+    s->cache_seq[i] = seq;
+}
+
+static int cache_get(shard *s, uint16_t seq, const uint8_t **pkt, size_t *len)
+{
+    if (s->home)
+        return encore_stage_cache_get(s->room->stage, seq, pkt, len);
+    if (!s->cache_started || (uint16_t)(s->cache_last - seq) >= SHARD_CACHE_SLOTS)
+        return -ENOENT;
+    size_t i = seq % SHARD_CACHE_SLOTS;
+    if (s->cache_len[i] == 0 || s->cache_seq[i] != seq)
+        return -ENOENT;
+    *pkt = s->cache_data + i * ENCORE_STAGE_CACHE_MTU;
+    *len = s->cache_len[i];
+    return 0;
 }
 
 /* ---- the fan-out ------------------------------------------------------------------------- */
 
-static void fan_out(encore_media_room *r, const uint8_t *pkt, size_t len)
+/* Sends one stage packet to every connected listener of the shard. Shard's worker only. */
+static void send_to_listeners(shard *s, const uint8_t *pkt, size_t len)
 {
-    encore_worker_stats *st = encore_worker_stats_of(r->worker);
+    if (!s->listeners || s->listeners->len == 0)
+        return;
+    encore_worker_stats *st = encore_worker_stats_of(s->worker);
     uint8_t primary[ENCORE_PEER_BUF];
     size_t primary_len = 0;
     if ((pkt[1] & 0x7f) == ENCORE_STAGE_PT_RED)
         primary_len = encore_fanout_red_to_primary(pkt, len, primary, sizeof primary);
     uint8_t buf[ENCORE_PEER_BUF];
     uint64_t sent = 0, bytes = 0;
-    for (guint i = 0; i < r->listeners->len; i++) {
-        rpeer *l = g_ptr_array_index(r->listeners, i);
+    for (guint i = 0; i < s->listeners->len; i++) {
+        rpeer *l = g_ptr_array_index(s->listeners, i);
         /* The copy leaves room for the SRTP trailer. */
         size_t n = encore_fanout_listener_copy(pkt, len, primary, primary_len, l->opus_pt,
                                                l->red_pt, buf, sizeof buf - 64);
@@ -191,6 +329,85 @@ static void fan_out(encore_media_room *r, const uint8_t *pkt, size_t len)
     ENCORE_STAT_ADD(st, rtp_out, sent);
     ENCORE_STAT_ADD(st, bytes_out, bytes);
 }
+
+/* Home worker: the home shard's listeners directly, one ring slot and one wake-up for every other
+ * shard that has listeners. A full ring drops the packet for that shard only. */
+static void fan_out(encore_media_room *r, const uint8_t *pkt, size_t len, int64_t now)
+{
+    send_to_listeners(r->home, pkt, len);
+    if (r->n_shards == 1)
+        return;
+    encore_worker_stats *st = encore_worker_stats_of(r->home->worker);
+    ring_hdr h = {.now_us = now, .rtp_now = encore_stage_rtp_now(r->stage, now)};
+    for (int i = 0; i < r->n_shards; i++) {
+        shard *s = r->shards[i];
+        if (s == r->home || g_atomic_int_get(&s->n_listeners) == 0)
+            continue;
+        encore_ring *ring = g_atomic_pointer_get(&s->ring); /* set before n_listeners */
+        uint8_t *slot = ring ? encore_ring_reserve(ring) : NULL;
+        if (!slot) {
+            ENCORE_STAT_ADD(st, drop_ring_full, 1);
+            continue;
+        }
+        memcpy(slot, &h, sizeof h);
+        memcpy(slot + sizeof h, pkt, len);
+        encore_ring_commit(ring, sizeof h + len);
+        g_main_context_wakeup(encore_worker_context(s->worker));
+    }
+}
+
+/* Shard's worker: takes what the home worker queued and sends it to this shard's listeners. */
+static void shard_drain(shard *s)
+{
+    for (int i = 0; i < DRAIN_BUDGET; i++) {
+        size_t len;
+        const uint8_t *slot = encore_ring_peek(s->ring, &len);
+        if (!slot)
+            break;
+        if (len >= sizeof(ring_hdr) + 12) {
+            ring_hdr h;
+            memcpy(&h, slot, sizeof h);
+            const uint8_t *pkt = slot + sizeof h;
+            size_t n = len - sizeof h;
+            s->have_clock = true;
+            s->clock_us = h.now_us;
+            s->clock_rtp = h.rtp_now;
+            cache_put(s, pkt, n);
+            send_to_listeners(s, pkt, n);
+        }
+        encore_ring_release(s->ring);
+    }
+}
+
+/* A GSource that is ready while the shard's ring holds packets; the home worker's
+ * g_main_context_wakeup() makes the shard's poll return so that check() looks. */
+typedef struct {
+    GSource base;
+    shard *shard;
+} ring_source;
+
+static gboolean ring_prepare(GSource *src, gint *timeout)
+{
+    *timeout = -1;
+    return !encore_ring_is_empty(((ring_source *)src)->shard->ring);
+}
+
+static gboolean ring_check(GSource *src)
+{
+    return !encore_ring_is_empty(((ring_source *)src)->shard->ring);
+}
+
+static gboolean ring_dispatch(GSource *src, GSourceFunc callback, gpointer user_data)
+{
+    shard_drain(((ring_source *)src)->shard);
+    return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs ring_source_funcs = {
+    .prepare = ring_prepare,
+    .check = ring_check,
+    .dispatch = ring_dispatch,
+};
 
 static void recv_stats_update(recv_stats *rs, const encore_rtp_header *h, int64_t now_us)
 {
@@ -218,10 +435,11 @@ static void recv_stats_update(recv_stats *rs, const encore_rtp_header *h, int64_
     rs->jitter += (1.0 / 16.0) * ((double)d - rs->jitter);
 }
 
+/* Home worker: a singer's packet. */
 static void on_singer_rtp(rpeer *s, uint8_t *pkt, size_t len)
 {
     encore_media_room *r = s->room;
-    encore_worker_stats *st = encore_worker_stats_of(r->worker);
+    encore_worker_stats *st = encore_worker_stats_of(r->home->worker);
     encore_rtp_header h;
     if (encore_rtp_parse(pkt, len, &h) != 0) {
         ENCORE_STAT_ADD(st, drop_malformed, 1);
@@ -254,15 +472,15 @@ static void on_singer_rtp(rpeer *s, uint8_t *pkt, size_t len)
         return;
     }
     ENCORE_STAT_ADD(st, rtp_forwarded, 1);
-    fan_out(r, pkt, len);
+    fan_out(r, pkt, len, now);
 }
 
+/* Listener's worker: answers a NACK from the shard's cache. */
 static void retransmit(rpeer *l, uint16_t seq)
 {
-    encore_media_room *r = l->room;
     const uint8_t *pkt;
     size_t len;
-    if (encore_stage_cache_get(r->stage, seq, &pkt, &len) != 0)
+    if (cache_get(l->shard, seq, &pkt, &len) != 0)
         return;
     uint8_t primary[ENCORE_PEER_BUF], buf[ENCORE_PEER_BUF];
     size_t primary_len = 0;
@@ -271,18 +489,14 @@ static void retransmit(rpeer *l, uint16_t seq)
     size_t n = encore_fanout_listener_copy(pkt, len, primary, primary_len, l->opus_pt, l->red_pt,
                                            buf, sizeof buf - 64);
     if (n && encore_peer_send_rtp(l->peer, buf, n, sizeof buf) == 0)
-        ENCORE_STAT_ADD(encore_worker_stats_of(r->worker), retransmits, 1);
-}
-
-static uint32_t r_ssrc(const rpeer *p)
-{
-    return p->room->out_ssrc;
+        ENCORE_STAT_ADD(encore_worker_stats_of(l->shard->worker), retransmits, 1);
 }
 
 static void on_peer_rtcp(encore_peer *peer, const uint8_t *pkt, size_t len, void *user_data)
 {
     rpeer *p = user_data;
-    encore_worker_stats *st = encore_worker_stats_of(p->room->worker);
+    encore_worker_stats *st = encore_worker_stats_of(p->shard->worker);
+    uint32_t out_ssrc = p->room->out_ssrc;
     encore_rtcp_info info;
     if (encore_rtcp_parse(pkt, len, &info) != 0) {
         ENCORE_STAT_ADD(st, drop_malformed, 1);
@@ -297,7 +511,7 @@ static void on_peer_rtcp(encore_peer *peer, const uint8_t *pkt, size_t len, void
     }
     for (size_t i = 0; i < info.n_reports; i++) {
         const encore_rtcp_report_block *rb = &info.reports[i];
-        if (rb->ssrc != r_ssrc(p))
+        if (rb->ssrc != out_ssrc)
             continue;
         ENCORE_STAT_ADD(st, rr_in, 1);
         if (p->have_rr && rb->cumulative_lost > p->rr_cumulative_lost)
@@ -313,7 +527,7 @@ static void on_peer_rtcp(encore_peer *peer, const uint8_t *pkt, size_t len, void
                 p->rtt_ms = (uint32_t)((uint64_t)rtt * 1000 / 65536);
         }
     }
-    if (info.n_nacks > 0 && p->listening && info.nack_ssrc == r_ssrc(p)) {
+    if (info.n_nacks > 0 && p->listening && info.nack_ssrc == out_ssrc) {
         ENCORE_STAT_ADD(st, nack_in, info.n_nacks);
         for (size_t i = 0; i < info.n_nacks; i++)
             retransmit(p, info.nacks[i]);
@@ -365,17 +579,38 @@ static void send_rr(encore_media_room *r, rpeer *s, int64_t now)
         (void)encore_peer_send_rtcp(s->peer, buf, n, sizeof buf);
 }
 
+/* The stage's RTP time at now_us as this shard knows it: from the stage itself on the home
+ * worker, from the clock mapping carried with the newest ring packet elsewhere. */
+static bool shard_rtp_now(shard *s, int64_t now, uint32_t *rtp_now)
+{
+    if (s->home) {
+        if (!encore_stage_started(s->room->stage))
+            return false;
+        *rtp_now = encore_stage_rtp_now(s->room->stage, now);
+        return true;
+    }
+    if (!s->have_clock)
+        return false;
+    int64_t d = now > s->clock_us ? now - s->clock_us : 0;
+    if (d > 100000000000LL)
+        d = 100000000000LL;
+    int64_t ticks = d * CLOCK_RATE / 1000000;
+    *rtp_now = s->clock_rtp + (ticks > INT32_MAX ? INT32_MAX : (uint32_t)ticks);
+    return true;
+}
+
+/* Shard's worker: SRs to its listeners; on the home worker also RRs to the singers. */
 static gboolean report_timer_cb(gpointer data)
 {
-    encore_media_room *r = data;
+    shard *s = data;
+    encore_media_room *r = s->room;
     int64_t now = g_get_monotonic_time();
-    int64_t wall = g_get_real_time();
-    uint64_t ntp = encore_ntp_from_unix_us(wall);
-    if (encore_stage_started(r->stage)) {
-        uint32_t rtp_now = encore_stage_rtp_now(r->stage, now);
+    uint64_t ntp = encore_ntp_from_unix_us(g_get_real_time());
+    uint32_t rtp_now;
+    if (shard_rtp_now(s, now, &rtp_now)) {
         uint8_t buf[ENCORE_PEER_BUF];
-        for (guint i = 0; i < r->listeners->len; i++) {
-            rpeer *l = g_ptr_array_index(r->listeners, i);
+        for (guint i = 0; i < s->listeners->len; i++) {
+            rpeer *l = g_ptr_array_index(s->listeners, i);
             if (!l->packets_sent)
                 continue;
             size_t n = encore_rtcp_build_sr(buf, sizeof buf - 64, r->out_ssrc, ntp, rtp_now,
@@ -384,9 +619,11 @@ static gboolean report_timer_cb(gpointer data)
                 (void)encore_peer_send_rtcp(l->peer, buf, n, sizeof buf);
         }
     }
+    if (!s->home)
+        return G_SOURCE_CONTINUE;
     GHashTableIter it;
     gpointer value;
-    g_hash_table_iter_init(&it, r->peers);
+    g_hash_table_iter_init(&it, s->peers);
     while (g_hash_table_iter_next(&it, NULL, &value)) {
         rpeer *p = value;
         if (p->dir == ENCORE_MEDIA_PUBLISH && p->connected)
@@ -397,21 +634,21 @@ static gboolean report_timer_cb(gpointer data)
 
 /* ---- peers ------------------------------------------------------------------------------- */
 
-static void listener_remove(encore_media_room *r, rpeer *p)
+static void listener_remove(shard *s, rpeer *p)
 {
     if (p->listening) {
-        g_ptr_array_remove_fast(r->listeners, p);
+        g_ptr_array_remove_fast(s->listeners, p);
         p->listening = false;
+        g_atomic_int_set(&s->n_listeners, (gint)s->listeners->len);
     }
 }
 
 static void rpeer_free(gpointer data)
 {
     rpeer *p = data;
-    encore_media_room *r = p->room;
-    listener_remove(r, p);
-    if (r->stage_peer == p)
-        r->stage_peer = NULL;
+    listener_remove(p->shard, p);
+    if (p->shard->home && p->room->stage_peer == p)
+        p->room->stage_peer = NULL;
     encore_peer_free(p->peer);
     g_free(p);
 }
@@ -419,28 +656,53 @@ static void rpeer_free(gpointer data)
 static void on_peer_candidate(encore_peer *peer, const char *cand, void *user_data)
 {
     rpeer *p = user_data;
-    post_event(p->room, EV_CANDIDATE, p->id, cand, NULL, NULL);
+    post_event(p->room, EV_CANDIDATE, p->id, p->seq, false, cand, NULL, NULL);
+}
+
+/* Shard's worker, non-home shard: the ring from the home worker, its source and the NACK cache,
+ * made once, when the first listener connects. The pointer is published before any listener is
+ * counted, so the home worker finds the ring whenever it sees listeners. */
+static void shard_open_ring(shard *s)
+{
+    if (s->home || s->ring)
+        return;
+    s->cache_data = g_malloc((size_t)SHARD_CACHE_SLOTS * ENCORE_STAGE_CACHE_MTU);
+    s->ring_source = g_source_new(&ring_source_funcs, sizeof(ring_source));
+    ((ring_source *)s->ring_source)->shard = s;
+    g_source_set_name(s->ring_source, "encore-room-ring");
+    encore_ring *ring = encore_ring_new(RING_SLOTS, sizeof(ring_hdr) + ENCORE_PEER_BUF);
+    g_atomic_pointer_set(&s->ring, ring);
+    g_source_attach(s->ring_source, encore_worker_context(s->worker));
 }
 
 static void on_peer_connected(encore_peer *peer, void *user_data)
 {
     rpeer *p = user_data;
-    encore_media_room *r = p->room;
+    shard *s = p->shard;
     p->connected = true;
     if (p->dir == ENCORE_MEDIA_SUBSCRIBE && !p->listening) {
-        g_ptr_array_add(r->listeners, p);
+        shard_open_ring(s);
+        if (s->listeners->len == 0) {
+            /* The home worker sent nothing while the shard had no listener: whatever the cache
+             * holds is from an older part of the stream (perhaps a whole sequence number cycle
+             * ago) and must not answer a NACK. */
+            s->cache_started = false;
+            memset(s->cache_len, 0, sizeof s->cache_len);
+        }
+        g_ptr_array_add(s->listeners, p);
         p->listening = true;
+        g_atomic_int_set(&s->n_listeners, (gint)s->listeners->len);
     }
-    post_event(r, EV_CONNECTED, p->id, NULL, NULL, NULL);
+    post_event(p->room, EV_CONNECTED, p->id, p->seq, false, NULL, NULL, NULL);
 }
 
 static void on_peer_closed(encore_peer *peer, const char *reason, void *user_data)
 {
     rpeer *p = user_data;
     encore_media_room *r = p->room;
-    uint64_t id = p->id;
-    g_hash_table_remove(r->peers, &p->id); /* frees p and the peer */
-    post_event(r, EV_CLOSED, id, reason, NULL, NULL);
+    uint64_t id = p->id, seq = p->seq;
+    g_hash_table_remove(p->shard->peers, &p->id); /* frees p and the peer */
+    post_event(r, EV_CLOSED, id, seq, true, reason, NULL, NULL);
 }
 
 static const encore_peer_callbacks peer_callbacks = {
@@ -464,7 +726,7 @@ static char *build_answer(encore_media_room *r, const rpeer *p, const encore_sdp
         .ice_pwd = local->pwd,
         .fingerprint = encore_dtls_cert_fingerprint(encore_media_cert(r->media)),
         .session_id = r->session_id,
-        .session_version = ++r->answer_version,
+        .session_version = __atomic_add_fetch(&r->answer_version, 1, __ATOMIC_RELAXED),
         .ssrc = r->out_ssrc,
         .cname = "encore",
         .msid_stream = r->name,
@@ -485,28 +747,44 @@ static char *build_answer(encore_media_room *r, const rpeer *p, const encore_sdp
     return buf;
 }
 
-typedef enum { TASK_OFFER, TASK_CANDIDATE, TASK_CLOSE, TASK_STAGE, TASK_DESTROY } task_kind;
+typedef enum {
+    TASK_START,
+    TASK_OFFER,
+    TASK_CANDIDATE,
+    TASK_CLOSE,
+    TASK_STAGE,
+    TASK_DESTROY
+} task_kind;
 
 typedef struct {
     encore_media_room *room;
+    shard *shard;
     task_kind kind;
     uint64_t peer_id;
+    uint64_t seq; /* TASK_OFFER: the placement's sequence number */
     encore_media_dir dir;
     char *str;
 } room_task;
 
-static void do_offer(encore_media_room *r, room_task *t)
+/* Shard's worker: an offer for a peer placed here. Always answers, with `gone` telling the main
+ * thread whether a peer of this id still exists here afterwards. */
+static void do_offer(shard *s, room_task *t)
 {
+    encore_media_room *r = s->room;
     encore_sdp_offer *offer = g_new0(encore_sdp_offer, 1);
-    const char *why = NULL;
     encore_peer_local *local = g_new0(encore_peer_local, 1);
+    const char *why = NULL, *code = NULL, *message = NULL;
+    char *sdp = NULL;
+    GError *err = NULL;
     int rc = encore_sdp_parse_offer(t->str, strlen(t->str), offer, &why);
     if (rc == ENCORE_SDP_ERR_NO_OPUS) {
-        answer_error(r, t->peer_id, "no_opus", why ? why : "the offer has no Opus/48000/2");
+        code = "no_opus";
+        message = why ? why : "the offer has no Opus/48000/2";
         goto out;
     }
     if (rc != 0) {
-        answer_error(r, t->peer_id, "sdp_invalid", why ? why : "the offer could not be parsed");
+        code = "sdp_invalid";
+        message = why ? why : "the offer could not be parsed";
         goto out;
     }
     bool wants_recv =
@@ -514,110 +792,138 @@ static void do_offer(encore_media_room *r, room_task *t)
     bool wants_send =
         offer->direction == ENCORE_SDP_SENDONLY || offer->direction == ENCORE_SDP_SENDRECV;
     if (t->dir == ENCORE_MEDIA_SUBSCRIBE ? !wants_recv : !wants_send) {
-        answer_error(r, t->peer_id, "sdp_invalid",
-                     t->dir == ENCORE_MEDIA_SUBSCRIBE
-                         ? "a subscribe offer must receive audio (recvonly or sendrecv)"
-                         : "a publish offer must send audio (sendonly or sendrecv)");
+        code = "sdp_invalid";
+        message = t->dir == ENCORE_MEDIA_SUBSCRIBE
+                      ? "a subscribe offer must receive audio (recvonly or sendrecv)"
+                      : "a publish offer must send audio (sendonly or sendrecv)";
         goto out;
     }
-    rpeer *p = g_hash_table_lookup(r->peers, &t->peer_id);
+    rpeer *p = g_hash_table_lookup(s->peers, &t->peer_id);
     if (p && p->dir != t->dir) {
-        answer_error(r, t->peer_id, "internal", "peer id reused with another direction");
+        code = "internal";
+        message = "peer id reused with another direction";
         goto out;
     }
     if (p && encore_peer_restart(p->peer, offer, local) != 0) {
         /* Another DTLS fingerprint: a new RTCPeerConnection, not an ICE restart. It replaces the
          * old peer under the same id (the listener keeps its place in the room). */
-        g_hash_table_remove(r->peers, &t->peer_id);
+        g_hash_table_remove(s->peers, &t->peer_id);
         p = NULL;
     }
     if (!p) {
         const encore_media_config *cfg = encore_media_get_config(r->media);
-        if ((int)g_hash_table_size(r->peers) >= cfg->max_peers_per_room) {
-            answer_error(r, t->peer_id, "room_full", "this room holds as many peers as it may");
-            goto out;
-        }
         p = g_new0(rpeer, 1);
         p->id = t->peer_id;
         p->dir = t->dir;
         p->room = r;
+        p->shard = s;
+        p->seq = t->seq;
         encore_peer_env env = {
-            .worker = r->worker,
+            .worker = s->worker,
             .cert = encore_media_cert(r->media),
             .ips = cfg->ips,
             .port_min = cfg->port_min,
             .port_max = cfg->port_max,
             .connect_timeout_s = cfg->connect_timeout_s,
         };
-        GError *err = NULL;
         p->peer = encore_peer_new(&env, offer, &peer_callbacks, p, local, &err);
         if (!p->peer) {
-            answer_error(r, t->peer_id, "internal", err ? err->message : "peer setup failed");
-            g_clear_error(&err);
+            code = "internal";
+            message = err ? err->message : "peer setup failed";
             g_free(p);
             goto out;
         }
-        g_hash_table_insert(r->peers, &p->id, p);
-        if (p->dir == ENCORE_MEDIA_PUBLISH && p->id == r->stage_id)
+        g_hash_table_insert(s->peers, &p->id, p);
+        if (s->home && p->dir == ENCORE_MEDIA_PUBLISH && p->id == r->stage_id)
             r->stage_peer = p;
     }
     p->opus_pt = offer->opus_pt;
     p->red_pt = offer->red_pt;
-    char *sdp = build_answer(r, p, offer, local);
-    if (!sdp)
-        answer_error(r, t->peer_id, "internal", "the answer did not fit");
-    else
-        post_event(r, EV_ANSWER, t->peer_id, sdp, NULL, NULL);
+    sdp = build_answer(r, p, offer, local);
+    if (!sdp) {
+        code = "internal";
+        message = "the answer did not fit";
+    }
+out:;
+    rpeer *cur = g_hash_table_lookup(s->peers, &t->peer_id);
+    if (cur)
+        cur->seq = t->seq;
+    post_event(r, EV_ANSWER, t->peer_id, t->seq, cur == NULL, sdp, code, message);
+    g_clear_error(&err);
     g_free(sdp);
-out:
     g_free(offer);
     g_free(local);
 }
 
-static void do_destroy(encore_media_room *r)
+static void destroy_source(GSource **src)
 {
-    if (r->report_timer) {
-        g_source_destroy(r->report_timer);
-        g_source_unref(r->report_timer);
-        r->report_timer = NULL;
+    if (*src) {
+        g_source_destroy(*src);
+        g_source_unref(*src);
+        *src = NULL;
     }
-    g_hash_table_destroy(r->peers);
-    r->peers = NULL;
-    g_ptr_array_free(r->listeners, TRUE);
-    r->listeners = NULL;
-    encore_stage_free(r->stage);
-    r->stage = NULL;
+}
+
+/* Shard's worker: the SR timer. */
+static void do_start(shard *s)
+{
+    const encore_media_config *cfg = encore_media_get_config(s->room->media);
+    s->report_timer = g_timeout_source_new((guint)cfg->sr_interval_ms);
+    g_source_set_callback(s->report_timer, report_timer_cb, s, NULL);
+    g_source_attach(s->report_timer, encore_worker_context(s->worker));
+}
+
+/* Shard's worker: closes every peer here and drops all of the shard's worker-side state. The
+ * memory the home worker may still reach (the ring) lives until the room's last reference. */
+static void do_destroy(shard *s)
+{
+    g_atomic_int_set(&s->n_listeners, 0);
+    destroy_source(&s->report_timer);
+    destroy_source(&s->ring_source);
+    g_hash_table_destroy(s->peers);
+    s->peers = NULL;
+    g_ptr_array_free(s->listeners, TRUE);
+    s->listeners = NULL;
+    if (s->home) {
+        encore_stage_free(s->room->stage);
+        s->room->stage = NULL;
+        s->room->stage_peer = NULL;
+    }
 }
 
 static gboolean task_run(gpointer data)
 {
     room_task *t = data;
+    shard *s = t->shard;
     encore_media_room *r = t->room;
-    if (!r->peers)
+    if (!s->peers)
         return G_SOURCE_REMOVE; /* destroyed already */
     switch (t->kind) {
+    case TASK_START:
+        do_start(s);
+        break;
     case TASK_OFFER:
-        do_offer(r, t);
+        do_offer(s, t);
         break;
     case TASK_CANDIDATE: {
-        rpeer *p = g_hash_table_lookup(r->peers, &t->peer_id);
+        rpeer *p = g_hash_table_lookup(s->peers, &t->peer_id);
         if (p)
             (void)encore_peer_add_remote_candidate(p->peer, t->str);
         break;
     }
     case TASK_CLOSE:
-        g_hash_table_remove(r->peers, &t->peer_id);
+        g_hash_table_remove(s->peers, &t->peer_id);
         break;
     case TASK_STAGE: {
         r->stage_id = t->peer_id;
-        rpeer *p = t->peer_id ? g_hash_table_lookup(r->peers, &t->peer_id) : NULL;
+        rpeer *p = t->peer_id ? g_hash_table_lookup(s->peers, &t->peer_id) : NULL;
         r->stage_peer = p && p->dir == ENCORE_MEDIA_PUBLISH ? p : NULL;
         encore_stage_set_source(r->stage, 0);
         r->stage_src = 0;
         break;
     }
     case TASK_DESTROY:
-        do_destroy(r);
+        do_destroy(s);
         break;
     }
     return G_SOURCE_REMOVE;
@@ -631,39 +937,42 @@ static void task_free(gpointer data)
     g_free(t);
 }
 
-static void post_task(encore_media_room *r, task_kind kind, uint64_t peer_id, encore_media_dir dir,
-                      const char *str)
+static void post_task(shard *s, task_kind kind, uint64_t peer_id, uint64_t seq,
+                      encore_media_dir dir, const char *str)
 {
     room_task *t = g_new0(room_task, 1);
-    t->room = room_ref(r);
+    t->room = room_ref(s->room);
+    t->shard = s;
     t->kind = kind;
     t->peer_id = peer_id;
+    t->seq = seq;
     t->dir = dir;
     t->str = g_strdup(str);
-    encore_worker_invoke(r->worker, task_run, t, task_free);
+    encore_worker_invoke(s->worker, task_run, t, task_free);
 }
 
 /* ---- main-thread API --------------------------------------------------------------------- */
 
-static gboolean start_timer(gpointer data)
+/* The shard with the fewest listeners placed; ties go to the home worker, then the ones after
+ * it, so a small room stays on its home worker until it has more than one listener. */
+static int pick_listener_shard(const encore_media_room *r)
 {
-    encore_media_room *r = data;
-    if (!r->peers)
-        return G_SOURCE_REMOVE;
-    const encore_media_config *cfg = encore_media_get_config(r->media);
-    r->report_timer = g_timeout_source_new((guint)cfg->sr_interval_ms);
-    g_source_set_callback(r->report_timer, report_timer_cb, r, NULL);
-    g_source_attach(r->report_timer, encore_worker_context(r->worker));
-    return G_SOURCE_REMOVE;
+    int best = r->home->index;
+    for (int k = 1; k < r->n_shards; k++) {
+        int i = (r->home->index + k) % r->n_shards;
+        if (r->placed[i] < r->placed[best])
+            best = i;
+    }
+    return best;
 }
 
 encore_media_room *encore_media_room_new(encore_media *media, const char *name,
                                          const encore_media_room_callbacks *cb, void *user_data)
 {
+    encore_workers *workers = encore_media_workers(media);
     encore_media_room *r = g_new0(encore_media_room, 1);
     r->refcount = 1;
     r->media = media;
-    r->worker = encore_workers_pick(encore_media_workers(media), name);
     r->main_ctx = encore_media_main_context(media);
     r->cb = *cb;
     r->user_data = user_data;
@@ -673,10 +982,27 @@ encore_media_room *encore_media_room_new(encore_media *media, const char *name,
     } while (r->out_ssrc == 0);
     r->rr_ssrc = g_random_int() | 1;
     r->session_id = ((uint64_t)g_random_int() << 20) ^ g_random_int();
-    r->peers = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, rpeer_free);
-    r->listeners = g_ptr_array_new();
     r->stage = encore_stage_new(r->out_ssrc, CLOCK_RATE);
-    encore_worker_invoke(r->worker, start_timer, room_ref(r), (GDestroyNotify)room_unref);
+    r->placements = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
+
+    encore_worker *home = encore_workers_pick(workers, name);
+    r->n_shards = encore_workers_count(workers);
+    r->shards = g_new0(shard *, r->n_shards);
+    r->placed = g_new0(int, r->n_shards);
+    for (int i = 0; i < r->n_shards; i++) {
+        shard *s = g_new0(shard, 1);
+        s->room = r;
+        s->worker = encore_workers_get(workers, i);
+        s->index = i;
+        s->home = s->worker == home;
+        s->peers = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, rpeer_free);
+        s->listeners = g_ptr_array_new();
+        if (s->home)
+            r->home = s;
+        r->shards[i] = s;
+    }
+    for (int i = 0; i < r->n_shards; i++)
+        post_task(r->shards[i], TASK_START, 0, 0, ENCORE_MEDIA_PUBLISH, NULL);
     return r;
 }
 
@@ -685,29 +1011,65 @@ void encore_media_room_free(encore_media_room *r)
     if (!r)
         return;
     g_atomic_int_set(&r->destroyed, 1);
-    post_task(r, TASK_DESTROY, 0, ENCORE_MEDIA_PUBLISH, NULL);
+    for (int i = 0; i < r->n_shards; i++)
+        post_task(r->shards[i], TASK_DESTROY, 0, 0, ENCORE_MEDIA_PUBLISH, NULL);
+    g_hash_table_destroy(r->placements);
+    r->placements = NULL;
+    g_free(r->placed);
+    r->placed = NULL;
     room_unref(r);
 }
 
 void encore_media_room_offer(encore_media_room *r, uint64_t peer_id, encore_media_dir dir,
                              const char *sdp)
 {
-    post_task(r, TASK_OFFER, peer_id, dir, sdp);
+    placement *pl = g_hash_table_lookup(r->placements, &peer_id);
+    if (pl && pl->dir != dir) {
+        post_event(r, EV_ANSWER, peer_id, 0, false, NULL, "internal",
+                   "peer id reused with another direction");
+        return;
+    }
+    if (!pl) {
+        const encore_media_config *cfg = encore_media_get_config(r->media);
+        if ((int)g_hash_table_size(r->placements) >= cfg->max_peers_per_room) {
+            post_event(r, EV_ANSWER, peer_id, 0, false, NULL, "room_full",
+                       "this room holds as many peers as it may");
+            return;
+        }
+        pl = g_new0(placement, 1);
+        pl->id = peer_id;
+        pl->dir = dir;
+        if (dir == ENCORE_MEDIA_SUBSCRIBE) {
+            pl->shard = pick_listener_shard(r);
+            r->placed[pl->shard]++;
+        } else {
+            pl->shard = r->home->index; /* singers feed the stage on the home worker */
+        }
+        g_hash_table_insert(r->placements, &pl->id, pl);
+    }
+    pl->seq = ++r->next_seq;
+    post_task(r->shards[pl->shard], TASK_OFFER, peer_id, pl->seq, dir, sdp);
 }
 
 void encore_media_room_candidate(encore_media_room *r, uint64_t peer_id, const char *candidate)
 {
-    post_task(r, TASK_CANDIDATE, peer_id, ENCORE_MEDIA_PUBLISH, candidate);
+    placement *pl = g_hash_table_lookup(r->placements, &peer_id);
+    if (pl)
+        post_task(r->shards[pl->shard], TASK_CANDIDATE, peer_id, pl->seq, pl->dir, candidate);
 }
 
 void encore_media_room_close_peer(encore_media_room *r, uint64_t peer_id)
 {
-    post_task(r, TASK_CLOSE, peer_id, ENCORE_MEDIA_PUBLISH, NULL);
+    placement *pl = g_hash_table_lookup(r->placements, &peer_id);
+    if (!pl)
+        return;
+    post_task(r->shards[pl->shard], TASK_CLOSE, peer_id, pl->seq, pl->dir, NULL);
+    placement_forget(r, pl);
 }
 
 void encore_media_room_set_stage(encore_media_room *r, uint64_t peer_id)
 {
-    post_task(r, TASK_STAGE, peer_id, ENCORE_MEDIA_PUBLISH, NULL);
+    post_task(r->home, TASK_STAGE, peer_id, 0, ENCORE_MEDIA_PUBLISH, NULL);
 }
 
 uint32_t encore_media_room_ssrc(const encore_media_room *r)

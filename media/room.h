@@ -1,7 +1,9 @@
 /* A room's media: the singers' incoming peers, the listeners' outgoing peers and the one stage
- * track between them (the SFU). The API is called on the main thread and never blocks: each call
- * is queued to the room's media worker, which owns all media state; results come back as
- * callbacks on the main context. Nothing here knows about users, JSON or money. */
+ * track between them (the SFU). The room has a home media worker (singers, stage track) and a
+ * shard on every worker; each listener is placed on the shard with the fewest listeners, so one
+ * large room uses every core. The API is called on the main thread and never blocks: each call is
+ * queued to the worker that owns the peer; results come back as callbacks on the main context.
+ * Nothing here knows about users, JSON or money. */
 #ifndef ENCORE_MEDIA_ROOM_H
 #define ENCORE_MEDIA_ROOM_H
 
@@ -31,8 +33,8 @@ typedef struct {
     void (*closed)(uint64_t peer_id, const char *reason, void *user_data);
 } encore_media_room_callbacks;
 
-/* Creates a room's media on the worker picked for `name`. The stage track gets a random SSRC
- * that stays for the room's life. */
+/* Creates a room's media with its home on the worker picked for `name` and a shard on every
+ * worker. The stage track gets a random SSRC that stays for the room's life. */
 encore_media_room *encore_media_room_new(encore_media *media, const char *name,
                                          const encore_media_room_callbacks *cb, void *user_data);
 /* Closes every peer (asynchronously, on the worker) and frees the room; no callback fires after
@@ -40,7 +42,11 @@ encore_media_room *encore_media_room_new(encore_media *media, const char *name,
 void encore_media_room_free(encore_media_room *room);
 
 /* An offer for `peer_id` (chosen by the caller, unique in the room). A second offer for the same
- * id and direction is an ICE restart. The answer arrives through the `answer` callback. */
+ * id and direction is an ICE restart. The answer arrives through the `answer` callback (always
+ * later, never inside this call). A PUBLISH peer lives on the home worker; a SUBSCRIBE peer is
+ * placed, at its first offer, on the worker whose shard has the fewest listeners and stays there
+ * until it is closed. An id already used for the other direction gets "internal"; a new id when
+ * the room holds max_peers_per_room peers gets "room_full". */
 void encore_media_room_offer(encore_media_room *room, uint64_t peer_id, encore_media_dir dir,
                              const char *sdp);
 /* A trickled remote candidate ("" = end of candidates). Unknown peers are ignored. */

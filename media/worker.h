@@ -33,6 +33,8 @@ typedef struct {
     uint64_t drop_standby;     /* packets from a connected singer who is not on stage */
     uint64_t drop_stage;       /* refused by the stage track (old, duplicate, wrong SSRC) */
     uint64_t send_errors;      /* sendto() failed */
+    uint64_t drop_ring_full;   /* stage packets not handed to another worker: its ring was full
+                                * (counted by the producing, home worker; once per shard) */
 } encore_worker_stats;
 
 #define ENCORE_STAT_ADD(stats, field, n)                                                           \

@@ -34,6 +34,40 @@ static gboolean on_signal(gpointer data)
                            " counter\nencore_media_" name " %" G_GUINT64_FORMAT "\n",              \
                            st.field)
 
+/* Per-worker counters, to see how rooms' listeners spread over the media workers. */
+static void collect_workers(GString *out, encore_workers *workers)
+{
+    const struct {
+        const char *name, *help;
+        size_t offset;
+    } fields[] = {
+        {"rtp_out_total", "RTP packets sent to listeners, by media worker.",
+         G_STRUCT_OFFSET(encore_worker_stats, rtp_out)},
+        {"bytes_out_total", "Bytes of RTP sent to listeners, by media worker.",
+         G_STRUCT_OFFSET(encore_worker_stats, bytes_out)},
+        {"rtcp_out_total", "RTCP packets sent, by media worker.",
+         G_STRUCT_OFFSET(encore_worker_stats, rtcp_out)},
+        {"nack_in_total", "Sequence numbers listeners asked to be re-sent, by media worker.",
+         G_STRUCT_OFFSET(encore_worker_stats, nack_in)},
+        {"retransmits_total", "Packets re-sent from a NACK cache, by media worker.",
+         G_STRUCT_OFFSET(encore_worker_stats, retransmits)},
+    };
+    int n = encore_workers_count(workers);
+    for (size_t f = 0; f < G_N_ELEMENTS(fields); f++) {
+        g_string_append_printf(out,
+                               "# HELP encore_media_worker_%s %s\n"
+                               "# TYPE encore_media_worker_%s counter\n",
+                               fields[f].name, fields[f].help, fields[f].name);
+        for (int i = 0; i < n; i++) {
+            const uint64_t *v = G_STRUCT_MEMBER_P(
+                encore_worker_stats_of(encore_workers_get(workers, i)), fields[f].offset);
+            g_string_append_printf(out,
+                                   "encore_media_worker_%s{worker=\"%d\"} %" G_GUINT64_FORMAT "\n",
+                                   fields[f].name, i, __atomic_load_n(v, __ATOMIC_RELAXED));
+        }
+    }
+}
+
 static void collect(GString *out, void *user_data)
 {
     app *a = user_data;
@@ -60,11 +94,13 @@ static void collect(GString *out, void *user_data)
         {"srtp_replay", st.drop_srtp_replay}, {"malformed", st.drop_malformed},
         {"unknown", st.drop_unknown},         {"dtls", st.drop_dtls},
         {"standby", st.drop_standby},         {"stage", st.drop_stage},
+        {"ring_full", st.drop_ring_full},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(drops); i++)
         g_string_append_printf(out,
                                "encore_media_dropped_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n",
                                drops[i].reason, drops[i].v);
+    collect_workers(out, encore_media_workers(a->media));
     g_string_append_printf(out,
                            "# HELP encore_rooms Rooms open.\n# TYPE encore_rooms gauge\n"
                            "encore_rooms %u\n"
