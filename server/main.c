@@ -8,6 +8,7 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 #include "media/media.h"
 #include "server/api.h"
@@ -122,6 +123,13 @@ int main(int argc, char **argv)
     GMainLoop *loop = NULL;
 
     signal(SIGPIPE, SIG_IGN);
+    /* Each peer holds a UDP socket and each client a TCP one: lift the soft descriptor limit to
+     * the hard one so a big room does not stop at 1024. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
     if (!encore_config_load(&cfg, &argc, &argv, &error)) {
         fprintf(stderr, "encored: %s\n", error->message);
         g_clear_error(&error);

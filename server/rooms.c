@@ -6,6 +6,7 @@
 
 #include "server/rooms.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "media/room.h"
@@ -35,6 +36,7 @@ struct room {
     encore_member *stage;
     unsigned listeners; /* connected subscribe peers */
     encore_media_room *media;
+    guint state_timer; /* a room.state push is scheduled */
 };
 
 struct encore_rooms {
@@ -62,7 +64,8 @@ static json_t *member_json(const encore_member *m)
     return json_pack("{s:s, s:s}", "id", m->id, "name", m->name);
 }
 
-static void push_state(room *r)
+/* Sends the room's state to every member: serialized once, whatever the member count. */
+static void send_state(room *r)
 {
     json_t *queue = json_array();
     for (GList *l = r->queue.head; l; l = l->next)
@@ -72,11 +75,34 @@ static void push_state(room *r)
                   "owner", r->owner ? r->owner->id : NULL, "stage",
                   r->stage ? member_json(r->stage) : json_null(), "queue", queue, "members",
                   (json_int_t)r->members.length, "listeners", (json_int_t)r->listeners);
+    char *text = json_dumps(state, JSON_COMPACT);
+    json_decref(state);
+    if (!text)
+        return;
+    size_t len = strlen(text);
     for (GList *l = r->members.head; l; l = l->next) {
         encore_member *m = l->data;
-        encore_ws_send(m->conn, json_incref(state));
+        encore_ws_send_text(m->conn, text, len);
     }
-    json_decref(state);
+    free(text);
+}
+
+static gboolean state_timer_cb(gpointer data)
+{
+    room *r = data;
+    r->state_timer = 0;
+    send_state(r);
+    return G_SOURCE_REMOVE;
+}
+
+/* Schedules a room.state push. Changes within STATE_COALESCE_MS go out as one push, so a crowd
+ * joining a big room costs one broadcast per window, not one per join (which is O(members^2)). */
+#define STATE_COALESCE_MS 100
+
+static void push_state(room *r)
+{
+    if (!r->state_timer)
+        r->state_timer = g_timeout_add(STATE_COALESCE_MS, state_timer_cb, r);
 }
 
 /* ---- media callbacks ----------------------------------------------------------------------- */
@@ -202,6 +228,8 @@ static room *room_get(encore_rooms *rs, const char *name)
 static void room_free(gpointer data)
 {
     room *r = data;
+    if (r->state_timer)
+        g_source_remove(r->state_timer);
     encore_media_room_free(r->media);
     g_queue_clear(&r->queue);
     g_queue_clear(&r->members);

@@ -233,39 +233,39 @@ static void conn_drop(encore_ws_conn *conn, encore_metric *why)
 }
 
 /* Serializes msg (stolen) into the connection's queue and asks for a writeable callback. */
-static void conn_queue(encore_ws_conn *conn, json_t *msg)
+/* Queues `n` bytes of already serialized JSON text (copied) for the connection. */
+static void conn_queue_text(encore_ws_conn *conn, const char *text, size_t n)
 {
     encore_ws *ws = conn->ws;
-    if (!msg)
+    if (ws->destroying || conn->dead || conn->closing || n == 0)
         return;
-    if (ws->destroying || conn->dead || conn->closing) {
-        json_decref(msg);
-        return;
-    }
-    size_t n = json_dumpb(msg, NULL, 0, ENCORE_PROTO_DUMP_FLAGS);
-    if (n == 0) {
-        json_decref(msg);
-        g_warning("conn %" G_GUINT64_FORMAT ": message could not be serialized", conn->id);
-        return;
-    }
-    out_msg *m = g_malloc(sizeof *m + LWS_PRE + n);
-    m->len = json_dumpb(msg, (char *)m->buf + LWS_PRE, n, ENCORE_PROTO_DUMP_FLAGS);
-    json_decref(msg);
-    if (m->len != n) {
-        g_free(m);
-        return;
-    }
     /* One message of any size may wait; a reader that lets the queue grow past the cap is dead. */
     if (conn->out_bytes > 0 && conn->out_bytes + n > ws->cfg.max_queued) {
-        g_free(m);
         g_debug("conn %" G_GUINT64_FORMAT " (%s): %zu bytes queued, dropping a slow reader",
                 conn->id, conn->addr, conn->out_bytes);
         conn_drop(conn, ws->m.dropped_slow);
         return;
     }
+    out_msg *m = g_malloc(sizeof *m + LWS_PRE + n);
+    m->len = n;
+    memcpy(m->buf + LWS_PRE, text, n);
     g_queue_push_tail(&conn->outq, m);
     conn->out_bytes += n;
     lws_callback_on_writable(conn->wsi);
+}
+
+static void conn_queue(encore_ws_conn *conn, json_t *msg)
+{
+    if (!msg)
+        return;
+    char *text = json_dumps(msg, ENCORE_PROTO_DUMP_FLAGS);
+    json_decref(msg);
+    if (!text) {
+        g_warning("conn %" G_GUINT64_FORMAT ": message could not be serialized", conn->id);
+        return;
+    }
+    conn_queue_text(conn, text, strlen(text));
+    free(text);
 }
 
 static void send_error(encore_ws_conn *conn, json_t *id, const char *code, const char *field,
@@ -1129,6 +1129,12 @@ void encore_ws_error(encore_ws_conn *conn, json_t *id, const char *code, const c
     va_end(ap);
     send_error(conn, id, code, field, text);
     g_free(text);
+}
+
+void encore_ws_send_text(encore_ws_conn *conn, const char *text, size_t len)
+{
+    if (conn && text)
+        conn_queue_text(conn, text, len);
 }
 
 void encore_ws_send(encore_ws_conn *conn, json_t *msg)

@@ -103,6 +103,9 @@ void encore_ws_error(encore_ws_conn *conn, json_t *id, const char *code, const c
  * bytes waiting for this client pass max_queued, the client is considered dead (it does not read):
  * the queue is dropped and the connection is closed without a close handshake, counted in
  * encore_ws_dropped_total{reason="slow_reader"}; on_close follows from the main loop. */
+/* Queues one message that is already serialized JSON (`len` bytes, copied): for events sent to
+ * many connections, serialized once. */
+void encore_ws_send_text(encore_ws_conn *conn, const char *text, size_t len);
 void encore_ws_send(encore_ws_conn *conn, json_t *msg);
 
 /* Per-connection pointer for the owner's state (not freed by this layer: free it in on_close). */
