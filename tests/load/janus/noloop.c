@@ -2,7 +2,8 @@
  * IFF_LOOPBACK on the `lo` interface, because Janus 1.1.2 skips loopback-flagged interfaces when it
  * gathers ICE candidates, so in a loopback-only namespace it would find no address at all.
  * Runs in whichever Janus thread calls getifaddrs(); it must not change anything else (addresses,
- * other interfaces, other flags) nor allocate. Build: cc -shared -fPIC -o noloop.so noloop.c -ldl */
+ * other interfaces, other flags) nor allocate. Build: cc -shared -fPIC -o noloop.so noloop.c -ldl
+ */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -15,7 +16,8 @@ typedef int (*getifaddrs_fn)(struct ifaddrs **);
 
 int getifaddrs(struct ifaddrs **ifap)
 {
-    /* Looked up on every call: cheap next to getifaddrs() itself, and no static state to race on. */
+    /* Looked up on every call: cheap next to getifaddrs() itself, and no static state to race on.
+     */
     getifaddrs_fn real = (getifaddrs_fn)dlsym(RTLD_NEXT, "getifaddrs");
     if (!real) {
         errno = ENOSYS;

@@ -1,0 +1,113 @@
+/* The store interface behind the ledger (internal to server/economy/): one vtable, two backends
+ * (store_sqlite.c, store_pg.c), and the canonical request form they share (transfer.c).
+ * Every store call runs on the ledger thread, which owns the connection; nothing here is
+ * thread-safe. */
+#ifndef ENCORE_ECONOMY_STORE_H
+#define ENCORE_ECONOMY_STORE_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "server/economy/ledger.h"
+
+#define ENCORE_STORE_HASH_LEN 32 /* SHA-256 */
+
+/* Schema version the code writes; both backends migrate up to it on open. */
+#define ENCORE_STORE_SCHEMA_VERSION 1
+
+/* Transfer row status values (the `status` column). */
+#define ENCORE_STORE_APPLIED 0
+#define ENCORE_STORE_REFUSED 1 /* insufficient funds, remembered */
+
+typedef struct {
+    char *account; /* owned */
+    int64_t amount;
+    bool allow_negative; /* encore_ledger_account_may_go_negative(account) */
+} encore_store_leg;
+
+/* One request in canonical form plus its answer. The store reads the first part and fills the
+ * second; run_batch() fills the answer of every item or of none. */
+typedef struct {
+    char *id;       /* owned */
+    char *kind;     /* owned */
+    char *metadata; /* owned canonical JSON, or NULL */
+    uint8_t hash[ENCORE_STORE_HASH_LEN];
+    char hash_hex[2 * ENCORE_STORE_HASH_LEN + 1];
+    size_t n_legs;
+    encore_store_leg legs[ENCORE_LEDGER_MAX_LEGS]; /* sorted by account (strcmp) */
+    /* Filled by the store. */
+    encore_ledger_status status; /* OK, INSUFFICIENT_FUNDS or IDEMPOTENCY_CONFLICT */
+    int64_t transfer_id;
+    bool replayed;
+} encore_store_item;
+
+/* Builds the canonical form of a request that passed encore_transfer_check(): copies strings,
+ * canonicalizes the metadata JSON, sorts legs, computes the hash. Returns OK, or INVALID with
+ * *detail set (metadata not a JSON object, duplicate keys, too long). Any thread. */
+encore_ledger_status encore_store_item_init(encore_store_item *item, const encore_transfer_req *req,
+                                            const char **detail);
+void encore_store_item_clear(encore_store_item *item);
+
+/* Error classes of store calls (GError domain ENCORE_STORE_ERROR). */
+typedef enum {
+    ENCORE_STORE_ERROR_TRANSIENT, /* busy, serialization failure, deadlock, lost connection:
+                                   * nothing is known committed; the batch may be run again */
+    ENCORE_STORE_ERROR_FATAL,     /* anything else; running the same batch again will fail again */
+} encore_store_error;
+
+#define ENCORE_STORE_ERROR (encore_store_error_quark())
+GQuark encore_store_error_quark(void);
+
+typedef struct encore_store encore_store;
+
+typedef struct {
+    bool open_existing;
+    unsigned busy_timeout_ms;
+    encore_ledger_fault_fn fault_fn;
+    void *fault_user_data;
+} encore_store_options;
+
+struct encore_store_ops {
+    const char *name; /* backend prefix: "sqlite", "postgresql" */
+    /* Connects and creates or migrates the schema. Errors: ENCORE_LEDGER_ERROR domain
+     * (_STORE, _SCHEMA). */
+    encore_store *(*open)(const char *target, const encore_store_options *opts, GError **error);
+    void (*close)(encore_store *store);
+    /* Applies items[0..n) in order in one transaction and commits durably; `now_us` is the
+     * transfers' created_at. Returns TRUE with every item's answer filled, or FALSE with an
+     * ENCORE_STORE_ERROR (TRANSIENT or FATAL) and nothing known committed. */
+    gboolean (*run_batch)(encore_store *store, encore_store_item **items, size_t n, int64_t now_us,
+                          GError **error);
+    /* Committed balance (0 when the account has no row). ENCORE_STORE_ERROR on failure. */
+    gboolean (*balance)(encore_store *store, const char *account, int64_t *out, GError **error);
+    /* Appends up to `limit` statement lines of `account` (one encore_ledger_account_has_statement()
+     * accepts) with transfer id < before (0: no bound), newest first, to `out`.
+     * ENCORE_STORE_ERROR on failure. */
+    gboolean (*statement)(encore_store *store, const char *account, int64_t before, unsigned limit,
+                          GPtrArray *out, GError **error);
+    /* Appends the audit report; *ok tells whether every invariant held. ENCORE_STORE_ERROR when
+     * the audit could not run. */
+    gboolean (*audit)(encore_store *store, GString *report, gboolean *ok, GError **error);
+};
+
+extern const struct encore_store_ops encore_store_sqlite_ops;
+extern const struct encore_store_ops encore_store_pg_ops;
+
+/* Frees an encore_statement_line (a GDestroyNotify for statement arrays). */
+void encore_store_statement_line_free(gpointer line);
+
+/* The statement index's predicate, shared by both schemas and their statement queries: it keeps
+ * earnings:, escrow: and external: accounts (they sort before "platform:"), not wallet: and
+ * platform:. Must agree with encore_ledger_account_has_statement(). */
+#define ENCORE_STORE_STATEMENT_PREDICATE "account < 'platform:'"
+
+/* Lowercase hex of `len` bytes into `out` (2 * len + 1 bytes). */
+void encore_store_hex(const uint8_t *bytes, size_t len, char *out);
+
+/* Shared by both backends' audit: appends one line for a violation, counting it and keeping the
+ * report bounded (the first 50 lines of each kind). */
+void encore_store_audit_violation(GString *report, unsigned *count, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
+#endif
