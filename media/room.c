@@ -13,6 +13,7 @@
 
 #include "media/fanout.h"
 #include "media/peer.h"
+#include "media/pktcache.h"
 #include "media/ring.h"
 #include "media/rtcp.h"
 #include "media/rtp.h"
@@ -105,13 +106,8 @@ struct shard {
     bool have_clock;
     int64_t clock_us;
     uint32_t clock_rtp;
-    /* Non-home shards: the stage packets forwarded here, for NACKs, by sequence number (the
-     * storage is allocated with the ring). */
-    bool cache_started;
-    uint16_t cache_last; /* highest sequence number cached */
-    uint16_t cache_seq[SHARD_CACHE_SLOTS];
-    uint16_t cache_len[SHARD_CACHE_SLOTS]; /* 0: empty */
-    uint8_t *cache_data;                   /* SHARD_CACHE_SLOTS * ENCORE_STAGE_CACHE_MTU bytes */
+    /* Non-home shards: the stage packets forwarded here, for NACKs (made with the ring). */
+    encore_pktcache *cache;
 };
 
 /* Where the main thread put a peer id: its shard, direction, and the sequence number of the last
@@ -155,7 +151,7 @@ struct encore_media_room {
 static void shard_free(shard *s)
 {
     encore_ring_free(s->ring);
-    g_free(s->cache_data);
+    encore_pktcache_free(s->cache);
     g_free(s);
 }
 
@@ -263,39 +259,15 @@ static void post_event(encore_media_room *r, event_kind kind, uint64_t peer_id, 
 
 static void cache_put(shard *s, const uint8_t *pkt, size_t len)
 {
-    if (len < 12)
-        return;
-    uint16_t seq = (uint16_t)(pkt[2] << 8 | pkt[3]);
-    if (!s->cache_started || (int16_t)(seq - s->cache_last) > 0) {
-        s->cache_last = seq;
-        s->cache_started = true;
-    }
-    size_t i = seq % SHARD_CACHE_SLOTS;
-    /* A late packet must not evict a newer one (as in the stage's cache). */
-    if (s->cache_len[i] &&
-        (uint16_t)(s->cache_last - s->cache_seq[i]) < (uint16_t)(s->cache_last - seq))
-        return;
-    if (len > ENCORE_STAGE_CACHE_MTU) {
-        s->cache_len[i] = 0;
-        return;
-    }
-    memcpy(s->cache_data + i * ENCORE_STAGE_CACHE_MTU, pkt, len);
-    s->cache_len[i] = (uint16_t)len;
-    s->cache_seq[i] = seq;
+    if (len >= 12)
+        encore_pktcache_put(s->cache, (uint16_t)(pkt[2] << 8 | pkt[3]), pkt, len);
 }
 
 static int cache_get(shard *s, uint16_t seq, const uint8_t **pkt, size_t *len)
 {
     if (s->home)
         return encore_stage_cache_get(s->room->stage, seq, pkt, len);
-    if (!s->cache_started || (uint16_t)(s->cache_last - seq) >= SHARD_CACHE_SLOTS)
-        return -ENOENT;
-    size_t i = seq % SHARD_CACHE_SLOTS;
-    if (s->cache_len[i] == 0 || s->cache_seq[i] != seq)
-        return -ENOENT;
-    *pkt = s->cache_data + i * ENCORE_STAGE_CACHE_MTU;
-    *len = s->cache_len[i];
-    return 0;
+    return encore_pktcache_get(s->cache, seq, pkt, len);
 }
 
 /* ---- the fan-out ------------------------------------------------------------------------- */
@@ -666,7 +638,7 @@ static void shard_open_ring(shard *s)
 {
     if (s->home || s->ring)
         return;
-    s->cache_data = g_malloc((size_t)SHARD_CACHE_SLOTS * ENCORE_STAGE_CACHE_MTU);
+    s->cache = encore_pktcache_new(SHARD_CACHE_SLOTS);
     s->ring_source = g_source_new(&ring_source_funcs, sizeof(ring_source));
     ((ring_source *)s->ring_source)->shard = s;
     g_source_set_name(s->ring_source, "encore-room-ring");
@@ -686,8 +658,8 @@ static void on_peer_connected(encore_peer *peer, void *user_data)
             /* The home worker sent nothing while the shard had no listener: whatever the cache
              * holds is from an older part of the stream (perhaps a whole sequence number cycle
              * ago) and must not answer a NACK. */
-            s->cache_started = false;
-            memset(s->cache_len, 0, sizeof s->cache_len);
+            if (s->cache)
+                encore_pktcache_clear(s->cache);
         }
         g_ptr_array_add(s->listeners, p);
         p->listening = true;

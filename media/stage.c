@@ -3,6 +3,8 @@
  * Runs on the room's media worker thread only; no locks, no allocation after encore_stage_new. */
 #include "media/stage.h"
 
+#include "media/pktcache.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -42,11 +44,7 @@ struct encore_stage {
     uint32_t packets;
     uint32_t octets;
 
-    /* The packet cache. Slot metadata lives here so that creating a stage touches no page of the
-     * packet storage, which the kernel commits only as packets arrive. */
-    uint16_t cache_seq[ENCORE_STAGE_CACHE_SLOTS]; /* output sequence number held by each slot */
-    uint16_t cache_len[ENCORE_STAGE_CACHE_SLOTS]; /* packet length; 0: empty */
-    uint8_t *cache_data; /* ENCORE_STAGE_CACHE_SLOTS * ENCORE_STAGE_CACHE_MTU bytes */
+    encore_pktcache *cache; /* the rewritten packets, for NACKs */
 };
 
 encore_stage *encore_stage_new(uint32_t out_ssrc, uint32_t clock_rate)
@@ -56,7 +54,7 @@ encore_stage *encore_stage_new(uint32_t out_ssrc, uint32_t clock_rate)
     encore_stage *st = g_new0(encore_stage, 1);
     st->out_ssrc = out_ssrc;
     st->clock_rate = clock_rate;
-    st->cache_data = g_malloc((size_t)ENCORE_STAGE_CACHE_SLOTS * ENCORE_STAGE_CACHE_MTU);
+    st->cache = encore_pktcache_new(ENCORE_STAGE_CACHE_SLOTS);
     return st;
 }
 
@@ -64,7 +62,7 @@ void encore_stage_free(encore_stage *st)
 {
     if (!st)
         return;
-    g_free(st->cache_data);
+    encore_pktcache_free(st->cache);
     g_free(st);
 }
 
@@ -172,23 +170,6 @@ static int source_accept(encore_stage *st, uint16_t seq, bool *advance)
     return 0;
 }
 
-static void cache_store(encore_stage *st, uint16_t seq, const uint8_t *pkt, size_t len)
-{
-    size_t i = seq % ENCORE_STAGE_CACHE_SLOTS;
-    /* A late packet must not evict a newer one: the slot's packet is newer when it lies in
-     * (seq, last_seq]. Anything else in the slot (older, or stale from long ago) is replaced. */
-    if (st->cache_len[i] &&
-        (uint16_t)(st->last_seq - st->cache_seq[i]) < (uint16_t)(st->last_seq - seq))
-        return;
-    if (len > ENCORE_STAGE_CACHE_MTU) {
-        st->cache_len[i] = 0;
-        return;
-    }
-    memcpy(st->cache_data + i * ENCORE_STAGE_CACHE_MTU, pkt, len);
-    st->cache_len[i] = (uint16_t)len;
-    st->cache_seq[i] = seq;
-}
-
 int encore_stage_rewrite(encore_stage *st, uint8_t *pkt, size_t len, int64_t now_us)
 {
     encore_rtp_header h;
@@ -228,20 +209,13 @@ int encore_stage_rewrite(encore_stage *st, uint8_t *pkt, size_t len, int64_t now
     st->started = true;
     st->packets++;
     st->octets += (uint32_t)h.payload_len;
-    cache_store(st, out_seq, pkt, len);
+    encore_pktcache_put(st->cache, out_seq, pkt, len);
     return 0;
 }
 
 int encore_stage_cache_get(encore_stage *st, uint16_t seq, const uint8_t **pkt, size_t *len)
 {
-    if (!st->started || (uint16_t)(st->last_seq - seq) >= ENCORE_STAGE_CACHE_SLOTS)
-        return -ENOENT;
-    size_t i = seq % ENCORE_STAGE_CACHE_SLOTS;
-    if (st->cache_len[i] == 0 || st->cache_seq[i] != seq)
-        return -ENOENT;
-    *pkt = st->cache_data + i * ENCORE_STAGE_CACHE_MTU;
-    *len = st->cache_len[i];
-    return 0;
+    return encore_pktcache_get(st->cache, seq, pkt, len);
 }
 
 uint32_t encore_stage_rtp_now(const encore_stage *st, int64_t now_us)
