@@ -1,12 +1,15 @@
-/* The signaling server on libwebsockets' GLib event loop: websocket sessions at /ws (reassembly,
- * limits, rate limiting, dispatch to registered routes, bounded send queues), static files,
- * /healthz and /metrics. Runs only on the thread that owns its GMainContext; it must never learn
- * about rooms, money or media, and never blocks except for reading small static files. */
+/* The signaling server on libwebsockets' GLib event loop: websocket sessions at /ws (origin hook,
+ * reassembly, limits, rate limiting, the authentication gate, dispatch to registered routes,
+ * bounded send queues), HTTP responses, static files, /healthz and /metrics; the HTTP routes
+ * answered asynchronously live in ws_http.c. Runs only on the thread that owns its GMainContext;
+ * it must never learn about rooms, money or media, and never blocks except for reading small
+ * static files. */
 #include "config.h"
 
 #define G_LOG_DOMAIN "encore-ws"
 
 #include "signaling/ws.h"
+#include "signaling/ws_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,8 +39,6 @@
 #define REFUSED_IN_A_ROW_MAX 5
 /* How long a requested close may wait for the queue to drain. */
 #define CLOSE_FLUSH_SECS 5
-/* Bytes of a file or large body written per writeable callback. */
-#define HTTP_CHUNK 16384
 /* Bodies up to this size go out in the same write as the headers. */
 #define HTTP_SMALL_BODY 2048
 #define HTTP_MAX_PATH 1024
@@ -47,6 +48,10 @@
  * file descriptors (the socket stays readable, so retrying at once would spin). */
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 250
+/* Longest Host header handed to the origin hook. */
+#define HOST_MAX 255
+/* The default answer deadline of a route request (the other route limits are in ws_http.c). */
+#define HTTP_DEFAULT_TIMEOUT_MS 30000
 
 /* One queued outgoing text frame; buf holds LWS_PRE bytes of headroom, then len bytes of JSON. */
 typedef struct {
@@ -72,58 +77,8 @@ struct encore_ws_conn {
     bool dead;    /* dropped or finishing: no more input, output or handlers */
     int close_code;
     char close_reason[124];
-};
-
-/* A pending HTTP response body: memory (body) or a file (fd). */
-typedef struct {
-    char *body;
-    int fd;
-    size_t pos, remaining;
-} http_body;
-
-/* libwebsockets' per-session data, zeroed by it, one per connection (HTTP or websocket). */
-typedef struct {
-    encore_ws_conn *conn; /* set from ESTABLISHED until the connection finishes */
-    http_body *body;      /* response still being written */
-} session;
-
-typedef struct {
-    encore_metric *opened, *closed, *current;
-    encore_metric *msgs_in, *msgs_out, *bytes_in, *bytes_out;
-    encore_metric *refused_per_addr, *refused_full, *refused_path;
-    encore_metric *dropped_slow, *dropped_rate;
-    encore_metric *accept_fd_limit;
-} ws_metrics;
-
-struct encore_ws {
-    GMainContext *ctx;
-    GMainLoop *loop; /* the "foreign loop" handed to libwebsockets; never run by us */
-    void *foreign_loops[1];
-    struct lws_context *lws;
-    struct lws_vhost *vhost;
-    struct lws_protocols protocols[2];
-    int listen_fd;          /* our own listening socket; accepted sockets are handed to lws */
-    GSource *accept_source; /* readable listen_fd, or the pause after EMFILE */
-    int port;
-    char *listen_addr;
-    char *web_root; /* realpath() of cfg.web_root, or NULL */
-    size_t web_root_len;
-    encore_ws_config cfg; /* with defaults applied; strings point at the copies above */
-    encore_proto_limits limits;
-    encore_metrics *metrics;
-    ws_metrics m;
-    GHashTable *routes; /* type -> encore_ws_route * (into route_table) */
-    encore_ws_route *route_table;
-    void *route_data;
-    encore_ws_conn_fn on_open, on_close;
-    void *conn_data;
-    GHashTable *conns;    /* &conn->id -> conn */
-    GHashTable *per_addr; /* address -> number of websockets (as pointer) */
-    uint64_t next_id;
-    bool ready;
-    bool destroying;
-    int in_service; /* depth of libwebsockets callbacks on the stack */
-    unsigned char io[LWS_PRE + HTTP_CHUNK];
+    bool authenticated;  /* see encore_ws_conn_set_authenticated() */
+    GSource *auth_timer; /* the authentication deadline while the gate waits for this conn */
 };
 
 GQuark encore_ws_error_quark(void)
@@ -167,7 +122,7 @@ static void lws_log_setup(void)
 /* ---- helpers ---- */
 
 /* libwebsockets only notices timers set outside its own callbacks at its next wake-up: wake it. */
-static void ws_poke(encore_ws *ws)
+void encore_ws__poke(encore_ws *ws)
 {
     if (!ws->in_service && ws->lws)
         lws_cancel_service(ws->lws);
@@ -189,7 +144,7 @@ static void addr_unref(encore_ws *ws, const char *addr)
 }
 
 /* The peer's address as text, with the IPv4-mapped IPv6 prefix removed. */
-static void peer_addr(struct lws *wsi, char *buf, size_t len)
+void encore_ws__peer_addr(struct lws *wsi, char *buf, size_t len)
 {
     buf[0] = '\0';
     if (!lws_get_peer_simple(wsi, buf, len) || !buf[0])
@@ -229,7 +184,7 @@ static void conn_drop(encore_ws_conn *conn, encore_metric *why)
     out_queue_clear(conn);
     encore_metrics_inc(why);
     lws_set_timeout(conn->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-    ws_poke(conn->ws);
+    encore_ws__poke(conn->ws);
 }
 
 /* Serializes msg (stolen) into the connection's queue and asks for a writeable callback. */
@@ -275,6 +230,43 @@ static void send_error(encore_ws_conn *conn, json_t *id, const char *code, const
         return;
     count_error(conn->ws, code);
     conn_queue(conn, encore_proto_build_error(id, code, message, field));
+}
+
+/* ---- the authentication gate ---- */
+
+static void auth_timer_stop(encore_ws_conn *conn)
+{
+    if (!conn->auth_timer)
+        return;
+    g_source_destroy(conn->auth_timer);
+    g_source_unref(conn->auth_timer);
+    conn->auth_timer = NULL;
+}
+
+static gboolean auth_timeout(void *user_data)
+{
+    encore_ws_conn *conn = user_data;
+    g_source_unref(conn->auth_timer); /* GLib keeps its own reference while dispatching */
+    conn->auth_timer = NULL;
+    if (!conn->authenticated && !conn->dead && !conn->closing) {
+        g_debug("conn %" G_GUINT64_FORMAT " (%s): not authenticated in time", conn->id, conn->addr);
+        encore_metrics_inc(conn->ws->m.dropped_auth);
+        encore_ws_conn_close(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, "authentication timeout");
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/* Gives an unauthenticated connection its deadline when the gate has one. */
+static void auth_timer_start(encore_ws_conn *conn)
+{
+    encore_ws *ws = conn->ws;
+    auth_timer_stop(conn);
+    if (!ws->auth_type || ws->auth_timeout_ms == 0 || conn->authenticated || conn->dead ||
+        conn->closing)
+        return;
+    conn->auth_timer = g_timeout_source_new(ws->auth_timeout_ms);
+    g_source_set_callback(conn->auth_timer, auth_timeout, conn, NULL);
+    g_source_attach(conn->auth_timer, ws->ctx);
 }
 
 /* ---- incoming messages ---- */
@@ -340,6 +332,14 @@ static void handle_message(encore_ws_conn *conn, const char *buf, size_t len)
     if (encore_proto_decode(buf, len, &ws->limits, &msg, &type, &id, &err) != 0) {
         send_error(conn, NULL, err.code, NULL, err.message);
         return;
+    }
+    if (ws->auth_type && !conn->authenticated && strcmp(type, ws->auth_type) != 0 &&
+        strcmp(type, "ping") != 0) {
+        char text[128];
+        g_snprintf(text, sizeof text, "not authenticated: send the '%.64s' request first",
+                   ws->auth_type);
+        send_error(conn, id, ENCORE_WS_CODE_UNAUTHORIZED, NULL, text);
+        goto out_free_msg;
     }
     const encore_ws_route *route = g_hash_table_lookup(ws->routes, type);
     if (!route) {
@@ -411,18 +411,39 @@ static int on_receive(encore_ws *ws, session *s, struct lws *wsi, const char *in
 
 /* ---- websocket lifecycle ---- */
 
-static int http_small(encore_ws *ws, struct lws *wsi, unsigned status, const char *ctype,
-                      const char *body, size_t len, bool head);
-
 /* Refuses a websocket handshake with a small HTTP response; returns the value the
  * HTTP_CONFIRM_UPGRADE callback must return. */
 static int refuse_upgrade(encore_ws *ws, struct lws *wsi, unsigned status, const char *body,
                           encore_metric *why)
 {
     encore_metrics_inc(why);
-    if (http_small(ws, wsi, status, "text/plain; charset=utf-8", body, strlen(body), false) != 0)
+    if (encore_ws__http_small(ws, wsi, status, "text/plain; charset=utf-8", body, strlen(body),
+                              false, NULL) != 0)
         return -1;
     return 1; /* response sent: libwebsockets completes the transaction */
+}
+
+/* Asks the origin hook about a handshake; true to let it proceed. */
+static bool origin_allowed(encore_ws *ws, struct lws *wsi)
+{
+    char origin[ENCORE_WS_ORIGIN_MAX + 1], host[HOST_MAX + 1];
+    const char *o = NULL, *h = NULL;
+    size_t olen = 0;
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (n > ENCORE_WS_ORIGIN_MAX)
+        return false;
+    if (n > 0) {
+        /* A copy that fails or stops at an embedded NUL is not the header that came. */
+        if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) != n ||
+            strlen(origin) != (size_t)n)
+            return false;
+        o = origin;
+        olen = (size_t)n;
+    }
+    n = lws_hdr_total_length(wsi, WSI_TOKEN_HOST);
+    if (n > 0 && n <= HOST_MAX && lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) == n)
+        h = host;
+    return ws->origin_fn(o, olen, h, ws->origin_data);
 }
 
 static int on_confirm_upgrade(encore_ws *ws, struct lws *wsi, const char *upgrade)
@@ -433,9 +454,11 @@ static int on_confirm_upgrade(encore_ws *ws, struct lws *wsi, const char *upgrad
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, WS_PATH) != 0)
         return refuse_upgrade(ws, wsi, 404, "no websocket here; use " WS_PATH "\n",
                               ws->m.refused_path);
+    if (ws->origin_fn && !origin_allowed(ws, wsi))
+        return refuse_upgrade(ws, wsi, 403, "origin not allowed\n", ws->m.refused_origin);
     if (ws->destroying || g_hash_table_size(ws->conns) >= (guint)ws->cfg.max_conns)
         return refuse_upgrade(ws, wsi, 503, "server full\n", ws->m.refused_full);
-    peer_addr(wsi, addr, sizeof addr);
+    encore_ws__peer_addr(wsi, addr, sizeof addr);
     guint n = GPOINTER_TO_UINT(g_hash_table_lookup(ws->per_addr, addr));
     if (n >= (guint)ws->cfg.max_conns_per_addr)
         return refuse_upgrade(ws, wsi, 503, "too many connections from this address\n",
@@ -449,7 +472,7 @@ static int on_established(encore_ws *ws, session *s, struct lws *wsi)
     conn->ws = ws;
     conn->wsi = wsi;
     conn->id = ws->next_id++;
-    peer_addr(wsi, conn->addr, sizeof conn->addr);
+    encore_ws__peer_addr(wsi, conn->addr, sizeof conn->addr);
     g_queue_init(&conn->outq);
     conn->tokens = ws->cfg.rate_burst;
     conn->refill_us = g_get_monotonic_time();
@@ -459,6 +482,7 @@ static int on_established(encore_ws *ws, session *s, struct lws *wsi)
     encore_metrics_inc(ws->m.opened);
     encore_metrics_inc(ws->m.current);
     g_debug("conn %" G_GUINT64_FORMAT " open from %s", conn->id, conn->addr);
+    auth_timer_start(conn);
     if (ws->on_open)
         ws->on_open(conn, ws->conn_data);
     return 0;
@@ -472,6 +496,7 @@ static void conn_finish(encore_ws *ws, session *s)
         return;
     s->conn = NULL;
     conn->dead = true; /* sends from on_close are ignored */
+    auth_timer_stop(conn);
     g_hash_table_remove(ws->conns, &conn->id);
     addr_unref(ws, conn->addr);
     encore_metrics_inc(ws->m.closed);
@@ -513,7 +538,7 @@ static int on_ws_writeable(encore_ws *ws, session *s, struct lws *wsi)
 
 /* ---- HTTP ---- */
 
-static void body_free(session *s)
+void encore_ws__body_free(session *s)
 {
     http_body *b = s->body;
     if (!b)
@@ -522,6 +547,7 @@ static void body_free(session *s)
     if (b->fd >= 0)
         close(b->fd);
     g_free(b->body);
+    g_free(b->ctype);
     g_free(b);
 }
 
@@ -533,30 +559,49 @@ static void count_http(encore_ws *ws, unsigned status)
                                               "HTTP responses, by status code.", "code", code));
 }
 
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end)
+{
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), p, end);
+}
+
 /* Adds the status line and the headers every response carries. */
 static int http_headers(encore_ws *ws, struct lws *wsi, unsigned status, const char *ctype,
-                        size_t len, unsigned char **p, unsigned char *end)
+                        size_t len, const http_extra *x, unsigned char **p, unsigned char *end)
 {
-    static const char nosniff[] = "nosniff";
     count_http(ws, status);
-    if (lws_add_http_common_headers(wsi, status, ctype, (lws_filepos_t)len, p, end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
-                                    (const unsigned char *)nosniff, sizeof nosniff - 1, p, end))
+    if (x && x->api)
+        encore_metrics_inc(ws->m.api_class[status / 100 - 1]);
+    if (lws_add_http_header_status(wsi, status, p, end))
         return -1;
-    if (status == 405 && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
-                                                     (const unsigned char *)"GET, HEAD", 9, p, end))
+    if (ctype &&
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (const unsigned char *)ctype,
+                                     (int)strlen(ctype), p, end))
+        return -1;
+    /* 204 and 304 have no body and say no length. */
+    if (status != 204 && status != 304 &&
+        lws_add_http_header_content_length(wsi, (lws_filepos_t)len, p, end))
+        return -1;
+    if (add_header(wsi, "x-content-type-options:", "nosniff", p, end))
+        return -1;
+    if (status == 405 && add_header(wsi, "allow:", x && x->allow ? x->allow : "GET, HEAD", p, end))
+        return -1;
+    if (x && x->api && add_header(wsi, "cache-control:", "no-store", p, end))
+        return -1;
+    if (x && x->close && add_header(wsi, "connection:", "close", p, end))
         return -1;
     return 0;
 }
 
 /* Writes a complete response whose body fits the header buffer in one write. */
-static int http_small(encore_ws *ws, struct lws *wsi, unsigned status, const char *ctype,
-                      const char *body, size_t len, bool head)
+int encore_ws__http_small(encore_ws *ws, struct lws *wsi, unsigned status, const char *ctype,
+                          const char *body, size_t len, bool head, const http_extra *x)
 {
     unsigned char buf[LWS_PRE + 1024 + HTTP_SMALL_BODY];
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - HTTP_SMALL_BODY;
     g_return_val_if_fail(len <= HTTP_SMALL_BODY, -1);
-    if (http_headers(ws, wsi, status, ctype, len, &p, end) ||
+    if (http_headers(ws, wsi, status, ctype, len, x, &p, end) ||
         lws_finalize_http_header(wsi, &p, end))
         return -1;
     if (!head && len) {
@@ -567,6 +612,22 @@ static int http_small(encore_ws *ws, struct lws *wsi, unsigned status, const cha
     return lws_write(wsi, start, (size_t)n, LWS_WRITE_HTTP) == n ? 0 : -1;
 }
 
+/* The end of a response: reading resumes, and the connection either waits for the next request
+ * or closes. Returns the value for the libwebsockets callback. s must not be used afterwards
+ * (completing the transaction frees it). */
+static int http_finish(session *s, struct lws *wsi)
+{
+    bool close_after = s->close_after;
+    encore_ws__body_free(s);
+    if (s->rx_paused) {
+        s->rx_paused = false;
+        lws_rx_flow_control(wsi, 1);
+    }
+    if (close_after)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 /* Starts a response whose body is b (stolen; may be NULL for an empty body). Returns the value
  * for the LWS_CALLBACK_HTTP callback. */
 static int http_start(encore_ws *ws, session *s, struct lws *wsi, unsigned status,
@@ -575,26 +636,25 @@ static int http_start(encore_ws *ws, session *s, struct lws *wsi, unsigned statu
     unsigned char buf[LWS_PRE + 1024];
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf;
     size_t len = b ? b->remaining : 0;
+    http_extra x = {.close = s->close_after};
 
-    body_free(s);
+    encore_ws__body_free(s);
     if (b && b->fd < 0 && len <= HTTP_SMALL_BODY) {
-        int rc = http_small(ws, wsi, status, ctype, b->body, len, head);
+        int rc = encore_ws__http_small(ws, wsi, status, ctype, b->body, len, head, &x);
         g_free(b->body);
         g_free(b);
         if (rc)
             return -1;
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
+        return http_finish(s, wsi);
     }
     s->body = b;
-    if (http_headers(ws, wsi, status, ctype, len, &p, end) ||
+    if (http_headers(ws, wsi, status, ctype, len, &x, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end)) {
-        body_free(s);
+        encore_ws__body_free(s);
         return -1;
     }
-    if (head || len == 0) {
-        body_free(s);
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
-    }
+    if (head || len == 0)
+        return http_finish(s, wsi);
     lws_callback_on_writable(wsi);
     return 0;
 }
@@ -609,11 +669,32 @@ static int http_text(encore_ws *ws, session *s, struct lws *wsi, unsigned status
     return http_start(ws, s, wsi, status, "text/plain; charset=utf-8", b, head);
 }
 
+/* Writes the head of a route answer (with its body when small). */
+static int http_answer_head(encore_ws *ws, session *s, struct lws *wsi, http_body *b)
+{
+    unsigned char buf[LWS_PRE + 1024];
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf;
+    http_extra x = {.api = true, .close = s->close_after};
+    b->head_pending = false;
+    if (b->remaining <= HTTP_SMALL_BODY) {
+        if (encore_ws__http_small(ws, wsi, b->status, b->ctype, b->body, b->remaining, false, &x))
+            return -1;
+        return http_finish(s, wsi);
+    }
+    if (http_headers(ws, wsi, b->status, b->ctype, b->remaining, &x, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
 static int on_http_writeable(encore_ws *ws, session *s, struct lws *wsi)
 {
     http_body *b = s->body;
     if (!b)
         return 0;
+    if (b->head_pending)
+        return http_answer_head(ws, s, wsi, b);
     size_t n = MIN(b->remaining, (size_t)HTTP_CHUNK);
     unsigned char *data = ws->io + LWS_PRE;
     if (b->fd >= 0) {
@@ -633,8 +714,7 @@ static int on_http_writeable(encore_ws *ws, session *s, struct lws *wsi)
         lws_callback_on_writable(wsi);
         return 0;
     }
-    body_free(s);
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return http_finish(s, wsi);
 }
 
 static const char *mime_type(const char *path)
@@ -714,17 +794,19 @@ out_not_found:
 
 static int on_http(encore_ws *ws, session *s, struct lws *wsi, const char *in, size_t len)
 {
-    bool head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
-    bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
-    if (!get && !head)
-        return http_text(ws, s, wsi, 405, "method not allowed\n", false);
-
+    const char *method = encore_ws__request_method(wsi);
+    bool head = method && strcmp(method, "HEAD") == 0;
+    bool get = method && strcmp(method, "GET") == 0;
     char *path = g_strndup(in ? in : "", len);
+    GString *allow = g_string_new(NULL);
+    bool path_known;
+    const encore_ws_http_route *route = encore_ws__route_find(ws, method, path, &path_known, allow);
     int rc;
-    if (strcmp(path, "/healthz") == 0) {
+
+    if ((get || head) && strcmp(path, "/healthz") == 0) {
         rc = ws->ready ? http_text(ws, s, wsi, 200, "ok", head)
                        : http_text(ws, s, wsi, 503, "starting", head);
-    } else if (strcmp(path, "/metrics") == 0) {
+    } else if ((get || head) && strcmp(path, "/metrics") == 0) {
         GString *text = g_string_sized_new(4096);
         encore_metrics_render(ws->metrics, text);
         http_body *b = g_new0(http_body, 1);
@@ -732,9 +814,17 @@ static int on_http(encore_ws *ws, session *s, struct lws *wsi, const char *in, s
         b->remaining = text->len;
         b->body = g_string_free(text, FALSE);
         rc = http_start(ws, s, wsi, 200, "text/plain; version=0.0.4; charset=utf-8", b, head);
+    } else if (route || path_known || g_str_has_prefix(path, "/api/") ||
+               strcmp(path, "/api") == 0) {
+        rc = encore_ws__on_api(ws, s, wsi, method ? method : "", path, route,
+                               path_known ? allow->str : NULL);
+    } else if (!get && !head) {
+        s->close_after = encore_ws__request_has_body(wsi, method);
+        rc = http_text(ws, s, wsi, 405, "method not allowed\n", false);
     } else {
         rc = serve_file(ws, s, wsi, path, head);
     }
+    g_string_free(allow, TRUE);
     g_free(path);
     return rc;
 }
@@ -778,7 +868,7 @@ static gboolean on_accept(int lfd, GIOCondition cond, void *user_data)
                 ws->accept_source = g_timeout_source_new(ACCEPT_PAUSE_MS);
                 g_source_set_callback(ws->accept_source, accept_resume, ws, NULL);
                 g_source_attach(ws->accept_source, ws->ctx);
-                ws_poke(ws);
+                encore_ws__poke(ws);
                 return G_SOURCE_REMOVE;
             }
             break; /* EAGAIN, or a transient error: wait for the next wake-up */
@@ -786,7 +876,7 @@ static gboolean on_accept(int lfd, GIOCondition cond, void *user_data)
         /* On failure lws closes fd itself. */
         (void)lws_adopt_socket_vhost(ws->vhost, fd);
     }
-    ws_poke(ws); /* the new connections' timeouts need lws' timer re-armed */
+    encore_ws__poke(ws); /* the new connections' timeouts need lws' timer re-armed */
     return G_SOURCE_CONTINUE;
 }
 
@@ -857,17 +947,22 @@ static int dispatch(encore_ws *ws, struct lws *wsi, enum lws_callback_reasons re
         return 0;
     case LWS_CALLBACK_HTTP:
         return s ? on_http(ws, s, wsi, in, len) : -1;
+    case LWS_CALLBACK_HTTP_BODY:
+        return s ? encore_ws__on_http_body(ws, s, in, len) : -1;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return s ? encore_ws__on_http_body_done(ws, s, wsi) : -1;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return s ? on_http_writeable(ws, s, wsi) : 0;
     case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* the session is about to be freed */
         if (s)
-            body_free(s);
+            encore_ws__http_session_end(ws, s);
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
         /* The last word on every connection: finish whatever a missed CLOSED left behind. */
         if (s) {
             conn_finish(ws, s);
-            body_free(s);
+            encore_ws__http_session_end(ws, s);
         }
         return 0;
     default:
@@ -925,6 +1020,7 @@ static bool apply_config(encore_ws *ws, const encore_ws_config *in, GError **err
     c.max_conns_per_addr = c.max_conns_per_addr ? c.max_conns_per_addr : DEFAULT_PER_ADDR;
     c.max_conns = c.max_conns ? c.max_conns : DEFAULT_MAX_CONNS;
     c.max_queued = c.max_queued ? c.max_queued : DEFAULT_MAX_QUEUED;
+    c.http_timeout_ms = c.http_timeout_ms ? c.http_timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
     c.metrics = c.metrics ? c.metrics : encore_metrics_default();
     ws->cfg = c;
     ws->metrics = c.metrics;
@@ -949,11 +1045,15 @@ static void register_metrics(encore_ws *ws)
         encore_metrics_counter(r, "encore_ws_refused_total", refused_help, "reason", "server_full");
     m->refused_path =
         encore_metrics_counter(r, "encore_ws_refused_total", refused_help, "reason", "bad_path");
+    m->refused_origin =
+        encore_metrics_counter(r, "encore_ws_refused_total", refused_help, "reason", "origin");
     static const char dropped_help[] = "Websocket connections closed by the server, by reason.";
     m->dropped_slow =
         encore_metrics_counter(r, "encore_ws_dropped_total", dropped_help, "reason", "slow_reader");
     m->dropped_rate = encore_metrics_counter(r, "encore_ws_dropped_total", dropped_help, "reason",
                                              "rate_limited");
+    m->dropped_auth = encore_metrics_counter(r, "encore_ws_dropped_total", dropped_help, "reason",
+                                             "auth_timeout");
     m->accept_fd_limit = encore_metrics_counter(
         r, "encore_ws_accept_paused_total",
         "Times accepting paused because the process ran out of file descriptors.", NULL, NULL);
@@ -970,12 +1070,13 @@ static void register_metrics(encore_ws *ws)
         ENCORE_PROTO_CODE_PARSE_ERROR,  ENCORE_PROTO_CODE_BAD_MESSAGE,
         ENCORE_PROTO_CODE_UNKNOWN_TYPE, ENCORE_PROTO_CODE_INVALID_FIELD,
         ENCORE_PROTO_CODE_TOO_LARGE,    ENCORE_PROTO_CODE_TOO_DEEP,
-        ENCORE_PROTO_CODE_RATE_LIMITED,
+        ENCORE_PROTO_CODE_RATE_LIMITED, ENCORE_WS_CODE_UNAUTHORIZED,
     };
     for (size_t i = 0; i < G_N_ELEMENTS(codes); i++)
         encore_metrics_counter(r, "encore_ws_errors_total",
                                "Error replies sent to websocket clients, by code.", "code",
                                codes[i]);
+    encore_ws__http_register_metrics(ws);
 }
 
 encore_ws *encore_ws_new(GMainContext *ctx, const encore_ws_config *cfg, GError **error)
@@ -990,6 +1091,7 @@ encore_ws *encore_ws_new(GMainContext *ctx, const encore_ws_config *cfg, GError 
     ws->conns = g_hash_table_new(g_int64_hash, g_int64_equal);
     ws->per_addr = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     ws->next_id = 1;
+    encore_ws__http_init(ws);
     ws->listen_fd = -1;
     if (!apply_config(ws, cfg, error))
         goto out_fail;
@@ -1059,12 +1161,16 @@ void encore_ws_free(encore_ws *ws)
         g_hash_table_iter_remove(&it);
         encore_metrics_inc(ws->m.closed);
         encore_metrics_sub(ws->m.current, 1);
+        auth_timer_stop(conn);
         if (ws->on_close)
             ws->on_close(conn, ws->conn_data);
         out_queue_clear(conn);
         rx_release(conn);
         g_free(conn);
     }
+    /* Likewise for route requests (their sessions are gone with the context). */
+    encore_ws__http_clear(ws);
+    g_free(ws->auth_type);
     g_hash_table_unref(ws->conns);
     g_hash_table_unref(ws->per_addr);
     g_hash_table_unref(ws->routes);
@@ -1199,5 +1305,40 @@ void encore_ws_conn_close(encore_ws_conn *conn, int ws_code, const char *reason)
     conn->close_reason[n] = '\0';
     lws_set_timeout(conn->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_FLUSH_SECS);
     lws_callback_on_writable(conn->wsi);
-    ws_poke(ws);
+    encore_ws__poke(ws);
+}
+
+void encore_ws_set_origin_check(encore_ws *ws, encore_ws_origin_fn fn, void *user_data)
+{
+    g_return_if_fail(ws != NULL);
+    ws->origin_fn = fn;
+    ws->origin_data = fn ? user_data : NULL;
+}
+
+void encore_ws_set_auth(encore_ws *ws, const char *auth_type, unsigned timeout_ms)
+{
+    g_return_if_fail(ws != NULL);
+    g_free(ws->auth_type);
+    ws->auth_type = g_strdup(auth_type);
+    ws->auth_timeout_ms = auth_type ? timeout_ms : 0;
+    GHashTableIter it;
+    gpointer value;
+    g_hash_table_iter_init(&it, ws->conns);
+    while (g_hash_table_iter_next(&it, NULL, &value))
+        auth_timer_start(value); /* stops the timer when the gate is off or has no deadline */
+}
+
+void encore_ws_conn_set_authenticated(encore_ws_conn *conn, bool yes)
+{
+    g_return_if_fail(conn != NULL);
+    if (conn->authenticated == yes)
+        return;
+    conn->authenticated = yes;
+    auth_timer_start(conn);
+}
+
+bool encore_ws_conn_authenticated(encore_ws_conn *conn)
+{
+    g_return_val_if_fail(conn != NULL, false);
+    return conn->authenticated;
 }
