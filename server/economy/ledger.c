@@ -22,6 +22,8 @@ typedef enum {
     OP_BALANCE,
     OP_STATEMENT,
     OP_AUDIT,
+    OP_LOOKUP,
+    OP_SCAN,
 } op_type;
 
 /* A caller blocked in a *_sync call (or a blocking read): woken through the ledger's sync_cond. */
@@ -35,17 +37,22 @@ typedef struct {
     op_type type;
     encore_store_item item; /* OP_TRANSFER: the request and, once run, its answer */
     const char *detail;     /* static explanation of a status set before the store */
-    char *account;          /* OP_BALANCE, OP_STATEMENT */
+    char *arg;              /* the account (OP_BALANCE, OP_STATEMENT), request id (OP_LOOKUP) or
+                             * kind prefix (OP_SCAN) */
     int64_t balance;        /* OP_BALANCE answer */
-    int64_t before;         /* OP_STATEMENT */
-    unsigned limit;         /* OP_STATEMENT */
-    GPtrArray *lines;       /* OP_STATEMENT answer */
-    GString *report;        /* OP_AUDIT: the caller's (sync only) */
-    gboolean ok;            /* OP_BALANCE / OP_AUDIT answer */
-    GError *error;          /* OP_BALANCE / OP_AUDIT failure */
-    GMainContext *ctx;      /* reply context (a reference), or NULL */
+    int64_t bound;          /* OP_STATEMENT: before; OP_SCAN: after_id */
+    unsigned limit;         /* OP_STATEMENT, OP_SCAN */
+    GPtrArray *lines;       /* OP_STATEMENT answer (of encore_statement_line*), OP_SCAN answer
+                             * (of encore_ledger_record*) */
+    encore_ledger_record *record; /* OP_LOOKUP answer (NULL: not found) */
+    GString *report;              /* OP_AUDIT: the caller's (sync only) */
+    gboolean ok;                  /* a read ran (for OP_AUDIT: and found the ledger sound) */
+    GError *error;                /* why a read failed or was refused */
+    GMainContext *ctx;            /* reply context (a reference), or NULL */
     encore_ledger_done_fn done;
     encore_ledger_balance_fn balance_done;
+    encore_ledger_statement_fn statement_done;
+    encore_ledger_lookup_fn lookup_done;
     void *user_data;
     GDestroyNotify destroy;
     sync_wait *wait; /* set for blocking callers */
@@ -97,9 +104,10 @@ static const char *status_detail(encore_ledger_status st)
 static void op_free(ledger_op *op)
 {
     encore_store_item_clear(&op->item);
-    g_free(op->account);
+    g_free(op->arg);
     if (op->lines)
         g_ptr_array_unref(op->lines);
+    encore_ledger_record_free(op->record);
     g_clear_error(&op->error);
     if (op->ctx)
         g_main_context_unref(op->ctx);
@@ -126,6 +134,10 @@ static void op_deliver(ledger_op *op)
         op->done(&r, op->user_data);
     } else if (op->type == OP_BALANCE && op->balance_done) {
         op->balance_done(op->ok, op->balance, op->error, op->user_data);
+    } else if (op->type == OP_STATEMENT && op->statement_done) {
+        op->statement_done(op->ok, op->ok ? op->lines : NULL, op->error, op->user_data);
+    } else if (op->type == OP_LOOKUP && op->lookup_done) {
+        op->lookup_done(op->ok, op->ok ? op->record : NULL, op->error, op->user_data);
     }
     if (op->destroy)
         op->destroy(op->user_data);
@@ -270,15 +282,29 @@ static void run_items(encore_ledger *l, encore_store_item **items, size_t n)
 static void run_read(encore_ledger *l, ledger_op *op)
 {
     GError *err = NULL;
-    if (op->type == OP_BALANCE) {
-        op->ok = l->ops->balance(l->store, op->account, &op->balance, &err);
-    } else if (op->type == OP_STATEMENT) {
+    switch (op->type) {
+    case OP_BALANCE:
+        op->ok = l->ops->balance(l->store, op->arg, &op->balance, &err);
+        break;
+    case OP_STATEMENT:
         op->lines = g_ptr_array_new_with_free_func(encore_store_statement_line_free);
-        op->ok = l->ops->statement(l->store, op->account, op->before, op->limit, op->lines, &err);
-    } else {
+        op->ok = l->ops->statement(l->store, op->arg, op->bound, op->limit, op->lines, &err);
+        break;
+    case OP_LOOKUP:
+        op->ok = l->ops->lookup(l->store, op->arg, &op->record, &err);
+        break;
+    case OP_SCAN:
+        op->lines = g_ptr_array_new_full(MIN(op->limit, 1024u), encore_store_record_free);
+        op->ok = l->ops->scan(l->store, op->arg, op->bound, op->limit, op->lines, &err);
+        break;
+    case OP_AUDIT: {
         gboolean sound = FALSE;
         if (l->ops->audit(l->store, op->report, &sound, &err))
             op->ok = sound;
+        break;
+    }
+    case OP_TRANSFER:
+        break;
     }
     if (err) {
         g_set_error(&op->error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_STORE, "%s", err->message);
@@ -486,7 +512,7 @@ gboolean encore_ledger_balance(encore_ledger *ledger, const char *account, int64
     }
     ledger_op *op = g_new0(ledger_op, 1);
     op->type = OP_BALANCE;
-    op->account = g_strdup(account);
+    op->arg = g_strdup(account);
     return read_sync(ledger, op, out, error);
 }
 
@@ -496,7 +522,7 @@ void encore_ledger_balance_async(encore_ledger *ledger, const char *account,
 {
     ledger_op *op = g_new0(ledger_op, 1);
     op->type = OP_BALANCE;
-    op->account = g_strdup(account);
+    op->arg = g_strdup(account);
     op->ctx = reply_ctx ? g_main_context_ref(reply_ctx) : NULL;
     op->balance_done = done;
     op->user_data = user_data;
@@ -511,36 +537,33 @@ void encore_ledger_balance_async(encore_ledger *ledger, const char *account,
         answer_now(ledger, op);
 }
 
-GPtrArray *encore_ledger_statement(encore_ledger *ledger, const char *account, int64_t before,
-                                   unsigned limit, GError **error)
+/* Queues an asynchronous read op, or answers it at once when its arguments were refused (error
+ * already set) or it cannot be queued. */
+static void read_async(encore_ledger *l, ledger_op *op, GMainContext *reply_ctx, void *user_data,
+                       GDestroyNotify destroy)
 {
-    if (encore_ledger_account_kind(account) == ENCORE_ACCOUNT_INVALID) {
-        g_set_error(error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_UNKNOWN_ACCOUNT,
-                    "unknown account: %s", account ? account : "(null)");
-        return NULL;
-    }
-    if (!encore_ledger_account_has_statement(account)) {
-        g_set_error(error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_NO_STATEMENT,
-                    "no statement is kept for %s", account);
-        return NULL;
-    }
-    if (limit < 1 || limit > 1000) {
-        g_set_error(error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_CONFIG,
-                    "statement limit must be 1 to 1000, not %u", limit);
-        return NULL;
-    }
-    if (on_ledger_thread(ledger)) {
-        g_set_error(error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_WRONG_THREAD,
+    op->ctx = reply_ctx ? g_main_context_ref(reply_ctx) : NULL;
+    op->user_data = user_data;
+    op->destroy = destroy;
+    if (op->error || !enqueue(l, op))
+        answer_now(l, op);
+}
+
+/* Runs a read op for a blocked caller unless its arguments were refused; frees nothing. */
+static void read_wait(encore_ledger *l, ledger_op *op)
+{
+    if (!op->error && on_ledger_thread(l))
+        g_set_error(&op->error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_WRONG_THREAD,
                     "blocking ledger call from the ledger thread");
-        return NULL;
-    }
-    ledger_op *op = g_new0(ledger_op, 1);
-    op->type = OP_STATEMENT;
-    op->account = g_strdup(account);
-    op->before = before;
-    op->limit = limit;
-    wait_for(ledger, op);
+    if (!op->error)
+        wait_for(l, op);
+}
+
+/* Runs a read op for a blocked caller and takes its array answer; frees op. */
+static GPtrArray *read_lines_sync(encore_ledger *l, ledger_op *op, GError **error)
+{
     GPtrArray *lines = NULL;
+    read_wait(l, op);
     if (op->ok) {
         lines = op->lines;
         op->lines = NULL;
@@ -550,6 +573,113 @@ GPtrArray *encore_ledger_statement(encore_ledger *ledger, const char *account, i
     }
     op_free(op);
     return lines;
+}
+
+/* A statement op; argument errors are set in op->error. */
+static ledger_op *statement_op(const char *account, int64_t before, unsigned limit)
+{
+    ledger_op *op = g_new0(ledger_op, 1);
+    op->type = OP_STATEMENT;
+    op->arg = g_strdup(account);
+    op->bound = before;
+    op->limit = limit;
+    if (encore_ledger_account_kind(account) == ENCORE_ACCOUNT_INVALID)
+        g_set_error(&op->error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_UNKNOWN_ACCOUNT,
+                    "unknown account: %s", account ? account : "(null)");
+    else if (!encore_ledger_account_has_statement(account))
+        g_set_error(&op->error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_NO_STATEMENT,
+                    "no statement is kept for %s", account);
+    else if (limit < 1 || limit > 1000)
+        g_set_error(&op->error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_CONFIG,
+                    "statement limit must be 1 to 1000, not %u", limit);
+    return op;
+}
+
+GPtrArray *encore_ledger_statement(encore_ledger *ledger, const char *account, int64_t before,
+                                   unsigned limit, GError **error)
+{
+    return read_lines_sync(ledger, statement_op(account, before, limit), error);
+}
+
+void encore_ledger_statement_async(encore_ledger *ledger, const char *account, int64_t before,
+                                   unsigned limit, GMainContext *reply_ctx,
+                                   encore_ledger_statement_fn done, void *user_data,
+                                   GDestroyNotify destroy)
+{
+    ledger_op *op = statement_op(account, before, limit);
+    op->statement_done = done;
+    read_async(ledger, op, reply_ctx, user_data, destroy);
+}
+
+/* A lookup op; a malformed request id is set in op->error. */
+static ledger_op *lookup_op(const char *request_id)
+{
+    ledger_op *op = g_new0(ledger_op, 1);
+    op->type = OP_LOOKUP;
+    op->arg = g_strdup(request_id);
+    encore_leg legs[2] = {{"platform:revenue", -1}, {"external:payouts", 1}};
+    encore_transfer_req probe = {.id = request_id, .kind = "lookup", .legs = legs, .n_legs = 2};
+    if (encore_transfer_check(&probe, NULL) != ENCORE_LEDGER_OK)
+        g_set_error(&op->error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_INVALID,
+                    "not a request id: it must be 1-128 characters of A-Z a-z 0-9 . _ : @ -");
+    return op;
+}
+
+void encore_ledger_lookup_async(encore_ledger *ledger, const char *request_id,
+                                GMainContext *reply_ctx, encore_ledger_lookup_fn done,
+                                void *user_data, GDestroyNotify destroy)
+{
+    ledger_op *op = lookup_op(request_id);
+    op->lookup_done = done;
+    read_async(ledger, op, reply_ctx, user_data, destroy);
+}
+
+gboolean encore_ledger_lookup(encore_ledger *ledger, const char *request_id,
+                              encore_ledger_record **out, GError **error)
+{
+    ledger_op *op = lookup_op(request_id);
+    gboolean ok = FALSE;
+    *out = NULL;
+    read_wait(ledger, op);
+    if (op->ok) {
+        ok = TRUE;
+        *out = op->record;
+        op->record = NULL;
+    } else if (op->error) {
+        g_propagate_error(error, op->error);
+        op->error = NULL;
+    }
+    op_free(op);
+    return ok;
+}
+
+/* "" or 1..ENCORE_LEDGER_KIND_MAX bytes of the kind alphabet. */
+static bool valid_kind_prefix(const char *p)
+{
+    for (size_t n = 0; p[n]; n++) {
+        char c = p[n];
+        if (n >= ENCORE_LEDGER_KIND_MAX ||
+            !(g_ascii_islower(c) || g_ascii_isdigit(c) || c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+GPtrArray *encore_ledger_scan(encore_ledger *ledger, const char *kind_prefix, int64_t after_id,
+                              unsigned limit, GError **error)
+{
+    ledger_op *op = g_new0(ledger_op, 1);
+    op->type = OP_SCAN;
+    op->arg = g_strdup(kind_prefix ? kind_prefix : "");
+    op->bound = after_id;
+    op->limit = limit;
+    if (!valid_kind_prefix(op->arg))
+        g_set_error(&op->error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_INVALID,
+                    "not a kind prefix: it must be up to 32 characters of a-z 0-9 . _ -");
+    else if (limit < 1 || limit > ENCORE_LEDGER_SCAN_MAX)
+        g_set_error(&op->error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_CONFIG,
+                    "scan limit must be 1 to %d, not %u", ENCORE_LEDGER_SCAN_MAX, limit);
+    return read_lines_sync(ledger, op, error);
 }
 
 gboolean encore_ledger_audit(encore_ledger *ledger, GString *report, GError **error)
@@ -593,6 +723,7 @@ encore_ledger *encore_ledger_open(const encore_ledger_config *cfg, GError **erro
         .busy_timeout_ms = cfg->busy_timeout_ms ? cfg->busy_timeout_ms : DEFAULT_BUSY_TIMEOUT_MS,
         .fault_fn = cfg->fault_fn,
         .fault_user_data = cfg->fault_user_data,
+        .request_key_bits = cfg->test_request_key_bits,
     };
     encore_store *store = ops->open(target, &opts, error);
     if (!store)

@@ -46,6 +46,7 @@ typedef enum {
     ENCORE_LEDGER_ERROR_WRONG_THREAD,    /* a blocking call made from the ledger thread itself */
     ENCORE_LEDGER_ERROR_NO_STATEMENT,    /* statements are kept for earnings:, escrow: and
                                           * external: accounts only */
+    ENCORE_LEDGER_ERROR_INVALID,         /* a malformed argument: request id, kind prefix */
 } encore_ledger_error;
 
 #define ENCORE_LEDGER_ERROR (encore_ledger_error_quark())
@@ -172,6 +173,9 @@ typedef struct {
     /* Test hook (NULL in production). */
     encore_ledger_fault_fn fault_fn;
     void *fault_user_data;
+    /* Test hook (0 in production): SQLite keeps only the low N (1..62) bits of each request
+     * id's 64-bit index key, so that distinct ids share keys and the collision path runs. */
+    unsigned test_request_key_bits;
 } encore_ledger_config;
 
 typedef struct encore_ledger encore_ledger;
@@ -253,6 +257,75 @@ typedef struct {
  * Blocks like encore_ledger_balance(). */
 GPtrArray *encore_ledger_statement(encore_ledger *ledger, const char *account, int64_t before,
                                    unsigned limit, GError **error);
+
+/* Asynchronous statement: `done(ok, lines, error_or_NULL, user_data)` on reply_ctx (NULL: the
+ * ledger thread), then destroy(user_data). `lines` is the array encore_ledger_statement() would
+ * return (NULL when ok is FALSE); it belongs to the ledger and is freed after the call: take a
+ * reference (g_ptr_array_ref) to keep it. Errors as for encore_ledger_statement() except
+ * _WRONG_THREAD (never blocks), plus _STORE when the queue is full; argument errors are answered
+ * on reply_ctx too. Never blocks on the database: the read runs on the ledger thread after the
+ * batch in progress. */
+typedef void (*encore_ledger_statement_fn)(gboolean ok, GPtrArray *lines, const GError *error,
+                                           void *user_data);
+void encore_ledger_statement_async(encore_ledger *ledger, const char *account, int64_t before,
+                                   unsigned limit, GMainContext *reply_ctx,
+                                   encore_ledger_statement_fn done, void *user_data,
+                                   GDestroyNotify destroy);
+
+/* A stored request as read back by encore_ledger_lookup() and encore_ledger_scan(). Every
+ * pointer is owned by the record (free it with encore_ledger_record_free()). */
+typedef struct {
+    int64_t transfer_id;         /* > 0 for an applied transfer; 0 for a request remembered as
+                                  * refused */
+    encore_ledger_status status; /* ENCORE_LEDGER_OK or ENCORE_LEDGER_INSUFFICIENT_FUNDS */
+    int64_t created_us;          /* commit batch time, microseconds since the epoch */
+    char *request_id;
+    char *kind;
+    char *metadata;   /* canonical JSON (compact, keys sorted), or NULL */
+    size_t n_legs;    /* 2..ENCORE_LEDGER_MAX_LEGS for OK; 0 for INSUFFICIENT_FUNDS */
+    encore_leg *legs; /* n_legs legs in account order (strcmp), account strings owned; NULL
+                       * when n_legs is 0 */
+} encore_ledger_record;
+
+/* Frees a record and everything it points to. Accepts NULL. */
+void encore_ledger_record_free(encore_ledger_record *record);
+
+/* Asynchronous lookup of what the ledger remembers under a request id. `done(ok, record,
+ * error_or_NULL, user_data)` runs on reply_ctx (NULL: the ledger thread), then
+ * destroy(user_data). With ok TRUE, `record` is the stored request (an applied transfer or a
+ * remembered refusal) or NULL when the id is unknown (never used, or refused before the database:
+ * invalid, unknown account, overloaded, closed); it is valid during the call only. With ok FALSE,
+ * error is set: ENCORE_LEDGER_ERROR_INVALID (not a well-formed request id), _STORE (database
+ * error, or the queue is full), _CLOSED. The read runs on the ledger thread after the batch in
+ * progress, so it sees every request answered before the lookup was made. Never blocks. */
+typedef void (*encore_ledger_lookup_fn)(gboolean ok, const encore_ledger_record *record,
+                                        const GError *error, void *user_data);
+void encore_ledger_lookup_async(encore_ledger *ledger, const char *request_id,
+                                GMainContext *reply_ctx, encore_ledger_lookup_fn done,
+                                void *user_data, GDestroyNotify destroy);
+
+/* Blocking lookup (tools and tests): TRUE with *out set to a new record (free it with
+ * encore_ledger_record_free()) or to NULL when the id is unknown; FALSE with error as for
+ * encore_ledger_lookup_async(), or _WRONG_THREAD (called from the ledger thread). */
+gboolean encore_ledger_lookup(encore_ledger *ledger, const char *request_id,
+                              encore_ledger_record **out, GError **error);
+
+/* Most records one encore_ledger_scan() returns. */
+#define ENCORE_LEDGER_SCAN_MAX 10000
+
+/* Applied transfers (refusals are skipped) whose kind starts with `kind_prefix` ("" or NULL: every
+ * kind; else 1..ENCORE_LEDGER_KIND_MAX bytes of [a-z0-9_.-]) and whose transfer id is above
+ * `after_id`, oldest first, at most `limit` (1..ENCORE_LEDGER_SCAN_MAX), each with its legs. Page
+ * by passing the last record's transfer_id as the next after_id; an empty array is the end. For
+ * rebuilding derived state at start. Transfer ids grow in commit order within one ledger (with
+ * several servers writing one PostgreSQL database, a transfer with a smaller id may commit after a
+ * larger one). Blocks like encore_ledger_balance(). Returns a new array of encore_ledger_record*
+ * (g_ptr_array_unref() frees the records), or NULL with error: _INVALID (kind_prefix), _CONFIG
+ * (limit out of range), _STORE, _CLOSED, _WRONG_THREAD. Cost: transfers are read in id order and
+ * other kinds skipped, so one page reads at most the rest of the table (docs/ledger.md); to
+ * rebuild several kinds, page once with "" and dispatch on the kind. */
+GPtrArray *encore_ledger_scan(encore_ledger *ledger, const char *kind_prefix, int64_t after_id,
+                              unsigned limit, GError **error);
 
 /* Counters since open; any thread (relaxed reads). */
 typedef struct {

@@ -13,8 +13,10 @@
 
 #define ENCORE_STORE_HASH_LEN 32 /* SHA-256 */
 
-/* Schema version the code writes; both backends migrate up to it on open. */
-#define ENCORE_STORE_SCHEMA_VERSION 1
+/* Schema version the code writes; both backends migrate up to it on open. Version 2 keeps each
+ * transfer's legs in its row (`legs`, canonical JSON) and postings only for statement accounts
+ * (docs/ledger.md). */
+#define ENCORE_STORE_SCHEMA_VERSION 2
 
 /* Transfer row status values (the `status` column). */
 #define ENCORE_STORE_APPLIED 0
@@ -36,6 +38,9 @@ typedef struct {
     char hash_hex[2 * ENCORE_STORE_HASH_LEN + 1];
     size_t n_legs;
     encore_store_leg legs[ENCORE_LEDGER_MAX_LEGS]; /* sorted by account (strcmp) */
+    char *legs_json;     /* owned: the legs in canonical form, stored with the transfer (see
+                          * encore_store_legs_parse()) */
+    int64_t request_key; /* encore_store_request_key(id) */
     /* Filled by the store. */
     encore_ledger_status status; /* OK, INSUFFICIENT_FUNDS or IDEMPOTENCY_CONFLICT */
     int64_t transfer_id;
@@ -43,8 +48,9 @@ typedef struct {
 } encore_store_item;
 
 /* Builds the canonical form of a request that passed encore_transfer_check(): copies strings,
- * canonicalizes the metadata JSON, sorts legs, computes the hash. Returns OK, or INVALID with
- * *detail set (metadata not a JSON object, duplicate keys, too long). Any thread. */
+ * canonicalizes the metadata JSON, sorts legs, computes the hash, the legs text and the request
+ * key. Returns OK, or INVALID with *detail set (metadata not a JSON object, duplicate keys, too
+ * long). Any thread. */
 encore_ledger_status encore_store_item_init(encore_store_item *item, const encore_transfer_req *req,
                                             const char **detail);
 void encore_store_item_clear(encore_store_item *item);
@@ -64,6 +70,7 @@ typedef struct encore_store encore_store;
 typedef struct {
     bool open_existing;
     unsigned busy_timeout_ms;
+    unsigned request_key_bits; /* encore_ledger_config.test_request_key_bits */
     encore_ledger_fault_fn fault_fn;
     void *fault_user_data;
 } encore_store_options;
@@ -86,6 +93,15 @@ struct encore_store_ops {
      * ENCORE_STORE_ERROR on failure. */
     gboolean (*statement)(encore_store *store, const char *account, int64_t before, unsigned limit,
                           GPtrArray *out, GError **error);
+    /* The stored request of `request_id` into *out (NULL when there is none). ENCORE_STORE_ERROR
+     * on failure, also for a stored row that does not parse. */
+    gboolean (*lookup)(encore_store *store, const char *request_id, encore_ledger_record **out,
+                       GError **error);
+    /* Appends up to `limit` applied transfers with id > after_id whose kind starts with
+     * kind_prefix ("" for all), in id order, to `out` (of encore_ledger_record*).
+     * ENCORE_STORE_ERROR on failure. */
+    gboolean (*scan)(encore_store *store, const char *kind_prefix, int64_t after_id, unsigned limit,
+                     GPtrArray *out, GError **error);
     /* Appends the audit report; *ok tells whether every invariant held. ENCORE_STORE_ERROR when
      * the audit could not run. */
     gboolean (*audit)(encore_store *store, GString *report, gboolean *ok, GError **error);
@@ -97,10 +113,34 @@ extern const struct encore_store_ops encore_store_pg_ops;
 /* Frees an encore_statement_line (a GDestroyNotify for statement arrays). */
 void encore_store_statement_line_free(gpointer line);
 
-/* The statement index's predicate, shared by both schemas and their statement queries: it keeps
- * earnings:, escrow: and external: accounts (they sort before "platform:"), not wallet: and
- * platform:. Must agree with encore_ledger_account_has_statement(). */
+/* Schema version 1's statement index predicate: it kept earnings:, escrow: and external:
+ * accounts (they sort before "platform:"), not wallet: and platform:. The migration to version 2
+ * keeps exactly these postings. Agrees with encore_ledger_account_has_statement(). */
 #define ENCORE_STORE_STATEMENT_PREDICATE "account < 'platform:'"
+
+/* The canonical legs text of a transfer: a JSON array of [account, amount] pairs in account order
+ * (strcmp), compact, e.g. [["earnings:bob",30],["wallet:alice",-30]]. Account names never need
+ * escaping. Both stores keep it in ledger_transfers.legs; the SQL of the migration from version 1
+ * builds the same text. Returns a new string. */
+char *encore_store_legs_json(const encore_store_leg *legs, size_t n_legs);
+
+/* Parses a canonical legs text (`len` bytes, no NUL needed) into rec->legs / rec->n_legs
+ * (replacing none: they must be empty). Strict: exactly the format above, 1..MAX_LEGS pairs,
+ * well-formed account names, amounts within +-ENCORE_LEDGER_MAX_AMOUNT. Returns FALSE (rec
+ * unchanged) when the text is not exactly that. Pure apart from the allocation of the result. */
+gboolean encore_store_legs_parse(const char *text, size_t len, encore_ledger_record *rec);
+
+/* A new record with copies of the strings (metadata may be NULL). */
+encore_ledger_record *encore_store_record_new(int64_t transfer_id, encore_ledger_status status,
+                                              int64_t created_us, const char *request_id,
+                                              const char *kind, const char *metadata);
+/* encore_ledger_record_free() as a GDestroyNotify for record arrays. */
+void encore_store_record_free(gpointer record);
+
+/* The SQLite store's index key of a request id: the first 8 bytes of SHA-256 over a tag and the
+ * id, big-endian, as a signed integer. Stable forever (stored). Distinct ids may share a key: the
+ * store then probes the following keys (store_sqlite.c). Pure; any thread. */
+int64_t encore_store_request_key(const char *request_id);
 
 /* Lowercase hex of `len` bytes into `out` (2 * len + 1 bytes). */
 void encore_store_hex(const uint8_t *bytes, size_t len, char *out);

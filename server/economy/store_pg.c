@@ -14,6 +14,7 @@
 /* Schema, one entry per version (entry i migrates version i to i + 1). Tables and the function
  * live in the connection's current schema (the first of its search_path). */
 static const char *const migrations[ENCORE_STORE_SCHEMA_VERSION] = {
+    /* Version 1: postings of every leg, keyed by transfer, plus a statement index. */
     "CREATE TABLE ledger_accounts ("
     "  name text PRIMARY KEY,"
     "  balance bigint NOT NULL DEFAULT 0,"
@@ -165,17 +166,148 @@ static const char *const migrations[ENCORE_STORE_SCHEMA_VERSION] = {
     "  END IF;\n"
     "END\n"
     "$fn$;",
+    /* Version 2: each applied transfer keeps its legs in its row (canonical text, see
+     * encore_store_legs_json(); NULL for refused requests), and ledger_postings keeps only the
+     * legs of statement accounts, keyed by account: it is the statement index itself. The legs
+     * text is built here exactly as the code builds it. The batch function takes the legs text
+     * and a fourth flag per leg ('s': a statement account, whose posting is kept). */
+    "ALTER TABLE ledger_transfers ADD COLUMN legs text;"
+    "UPDATE ledger_transfers t SET legs = p.legs"
+    "  FROM (SELECT transfer_id, '[' || string_agg('[\"' || account || '\",' || amount || ']',"
+    "               ',' ORDER BY account COLLATE \"C\") || ']' AS legs"
+    "        FROM ledger_postings GROUP BY transfer_id) p"
+    "  WHERE p.transfer_id = t.id AND t.status = 0;"
+    "DELETE FROM ledger_postings WHERE NOT (" ENCORE_STORE_STATEMENT_PREDICATE ");"
+    "DROP INDEX ledger_postings_statements;"
+    "ALTER TABLE ledger_postings DROP CONSTRAINT ledger_postings_pkey;"
+    "ALTER TABLE ledger_postings ADD PRIMARY KEY (account, transfer_id);"
+    "DROP FUNCTION IF EXISTS"
+    "  ledger_apply_batch(text[], text[], text[], text[], text[], bigint, text);"
+    "CREATE FUNCTION ledger_apply_batch(p_ids text[], p_hashes text[], p_kinds text[],"
+    "  p_metas text[], p_legs text[], p_legs_json text[], p_now bigint, p_fault text)"
+    " RETURNS TABLE (r_status int, r_transfer_id bigint, r_replayed boolean)"
+    " LANGUAGE plpgsql AS $fn$\n"
+    "DECLARE\n"
+    "  r record; parts text[]; leg text[]; n int; j int; k int;\n"
+    "  accs text[]; amts bigint[]; negs boolean[]; stmts boolean[];\n"
+    "  tid bigint; old_hash bytea; old_status smallint; refused boolean;\n"
+    "  pending bigint; paid boolean; claimed bigint[];\n"
+    "  c_acc text[] := '{}'; c_amt bigint[] := '{}'; c_neg boolean[] := '{}';\n"
+    "  q_tid bigint[] := '{}'; q_acc text[] := '{}'; q_amt bigint[] := '{}';\n"
+    "BEGIN\n"
+    "  WITH ins AS (\n"
+    "    INSERT INTO ledger_transfers AS t (request_id, request_hash, status, kind, metadata,\n"
+    "        created_at, legs)\n"
+    "      SELECT u.id, decode(u.hash, 'hex'), 0, u.kind, u.meta, p_now, u.legs\n"
+    "        FROM unnest(p_ids, p_hashes, p_kinds, p_metas, p_legs_json) WITH ORDINALITY\n"
+    "          AS u(id, hash, kind, meta, legs, ord)\n"
+    "        ORDER BY u.ord\n"
+    "      ON CONFLICT (request_id) DO NOTHING\n"
+    "      RETURNING t.id, t.request_id)\n"
+    "  SELECT array_agg(CASE WHEN f.first THEN ins.id END ORDER BY f.ord) INTO claimed\n"
+    "    FROM (SELECT u.id, u.ord, u.ord = min(u.ord) OVER (PARTITION BY u.id) AS first\n"
+    "            FROM unnest(p_ids) WITH ORDINALITY AS u(id, ord)) f\n"
+    "    LEFT JOIN ins ON ins.request_id = f.id;\n"
+    "  FOR r IN SELECT u.id, u.hash, u.legs, u.ord\n"
+    "      FROM unnest(p_ids, p_hashes, p_legs) WITH ORDINALITY AS u(id, hash, legs, ord)\n"
+    "  LOOP\n"
+    "    tid := claimed[r.ord];\n"
+    "    IF tid IS NULL THEN\n"
+    "      SELECT t.id, t.request_hash, t.status INTO tid, old_hash, old_status\n"
+    "        FROM ledger_transfers t WHERE t.request_id = r.id;\n"
+    "      IF old_hash <> decode(r.hash, 'hex') THEN\n"
+    "        r_status := 2; r_transfer_id := NULL; r_replayed := false;\n"
+    "      ELSIF old_status = 0 THEN\n"
+    "        r_status := 0; r_transfer_id := tid; r_replayed := true;\n"
+    "      ELSE\n"
+    "        r_status := 1; r_transfer_id := NULL; r_replayed := true;\n"
+    "      END IF;\n"
+    "      RETURN NEXT;\n"
+    "      CONTINUE;\n"
+    "    END IF;\n"
+    "    parts := string_to_array(r.legs, ',');\n"
+    "    n := array_length(parts, 1);\n"
+    "    accs := '{}'; amts := '{}'; negs := '{}'; stmts := '{}';\n"
+    "    FOR j IN 1 .. n LOOP\n"
+    "      leg := string_to_array(parts[j], '=');\n"
+    "      accs[j] := leg[1]; amts[j] := leg[2]::bigint; negs[j] := leg[3] = 't';\n"
+    "      stmts[j] := leg[4] = 's';\n"
+    "    END LOOP;\n"
+    "    refused := false;\n"
+    "    FOR j IN 1 .. n LOOP\n"
+    "      CONTINUE WHEN amts[j] > 0 OR negs[j];\n"
+    "      UPDATE ledger_accounts a SET balance = a.balance + amts[j]\n"
+    "        WHERE a.name = accs[j] AND a.balance + amts[j] >= 0;\n"
+    "      paid := FOUND;\n"
+    "      IF NOT paid THEN\n"
+    "        pending := 0;\n"
+    "        FOR k IN 1 .. coalesce(array_length(c_acc, 1), 0) LOOP\n"
+    "          IF c_acc[k] = accs[j] THEN\n"
+    "            pending := pending + c_amt[k]; c_amt[k] := 0;\n"
+    "          END IF;\n"
+    "        END LOOP;\n"
+    "        IF pending <> 0 THEN\n"
+    "          INSERT INTO ledger_accounts AS a (name, balance, allow_negative, created_at)\n"
+    "            VALUES (accs[j], pending, false, p_now)\n"
+    "            ON CONFLICT (name) DO UPDATE SET balance = a.balance + EXCLUDED.balance;\n"
+    "          UPDATE ledger_accounts a SET balance = a.balance + amts[j]\n"
+    "            WHERE a.name = accs[j] AND a.balance + amts[j] >= 0;\n"
+    "          paid := FOUND;\n"
+    "        END IF;\n"
+    "      END IF;\n"
+    "      IF NOT paid THEN\n"
+    "        FOR k IN 1 .. j - 1 LOOP\n"
+    "          IF amts[k] < 0 AND NOT negs[k] THEN\n"
+    "            UPDATE ledger_accounts a SET balance = a.balance - amts[k] WHERE a.name = "
+    "accs[k];\n"
+    "          END IF;\n"
+    "        END LOOP;\n"
+    "        refused := true;\n"
+    "        EXIT;\n"
+    "      END IF;\n"
+    "    END LOOP;\n"
+    "    IF refused THEN\n"
+    "      UPDATE ledger_transfers t SET status = 1, legs = NULL WHERE t.id = tid;\n"
+    "      r_status := 1; r_transfer_id := NULL; r_replayed := false;\n"
+    "    ELSE\n"
+    "      FOR j IN 1 .. n LOOP\n"
+    "        IF amts[j] > 0 OR negs[j] THEN\n"
+    "          c_acc := array_append(c_acc, accs[j]);\n"
+    "          c_amt := array_append(c_amt, amts[j]);\n"
+    "          c_neg := array_append(c_neg, negs[j]);\n"
+    "        END IF;\n"
+    "        IF stmts[j] THEN\n"
+    "          q_tid := array_append(q_tid, tid);\n"
+    "          q_acc := array_append(q_acc, accs[j]);\n"
+    "          q_amt := array_append(q_amt, amts[j]);\n"
+    "        END IF;\n"
+    "      END LOOP;\n"
+    "      r_status := 0; r_transfer_id := tid; r_replayed := false;\n"
+    "    END IF;\n"
+    "    RETURN NEXT;\n"
+    "  END LOOP;\n"
+    "  INSERT INTO ledger_accounts AS a (name, balance, allow_negative, created_at)\n"
+    "    SELECT u.acc, sum(u.amt), bool_or(u.neg), p_now\n"
+    "      FROM unnest(c_acc, c_amt, c_neg) AS u(acc, amt, neg) GROUP BY u.acc\n"
+    "    ON CONFLICT (name) DO UPDATE SET balance = a.balance + EXCLUDED.balance;\n"
+    "  INSERT INTO ledger_postings (transfer_id, account, amount)\n"
+    "    SELECT u.t, u.acc, u.amt FROM unnest(q_tid, q_acc, q_amt) AS u(t, acc, amt);\n"
+    "  IF p_fault IS NOT NULL THEN\n"
+    "    RAISE EXCEPTION 'injected fault %', p_fault USING ERRCODE = p_fault;\n"
+    "  END IF;\n"
+    "END\n"
+    "$fn$;",
 };
 
 #define APPLY_SQL                                                                                  \
     "SELECT r_status, r_transfer_id, r_replayed FROM ledger_apply_batch($1::text[], "              \
-    "$2::text[], $3::text[], $4::text[], $5::text[], $6::bigint, $7::text)"
+    "$2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint, $8::text)"
 
 struct encore_store {
     PGconn *conn;
     encore_store_options opts;
     bool prepared;    /* the session has "ledger_apply" prepared and its settings made */
-    GString *args[5]; /* array literals of one batch, reused */
+    GString *args[6]; /* array literals of one batch, reused */
     GString *legs;    /* one request's legs, reused */
 };
 
@@ -226,7 +358,8 @@ static gboolean prepare_session(encore_store *s, GError **error)
      */
     if (!command(s,
                  "SET synchronous_commit = on; SET client_min_messages = warning; "
-                 "SET default_transaction_isolation = 'read committed'",
+                 "SET default_transaction_isolation = 'read committed'; "
+                 "SET standard_conforming_strings = on",
                  error))
         return FALSE;
     PGresult *res = PQprepare(s->conn, "ledger_apply", APPLY_SQL, 0, NULL);
@@ -444,12 +577,14 @@ static PGresult *exec_batch(encore_store *s, encore_store_item **items, size_t n
         array_text(s->args[3], it->metadata);
         g_string_truncate(s->legs, 0);
         for (size_t j = 0; j < it->n_legs; j++)
-            g_string_append_printf(s->legs, "%s%s=%" G_GINT64_FORMAT "=%c", j ? "," : "",
-                                   it->legs[j].account, it->legs[j].amount,
-                                   it->legs[j].allow_negative ? 't' : 'f');
+            g_string_append_printf(
+                s->legs, "%s%s=%" G_GINT64_FORMAT "=%c=%c", j ? "," : "", it->legs[j].account,
+                it->legs[j].amount, it->legs[j].allow_negative ? 't' : 'f',
+                encore_ledger_account_has_statement(it->legs[j].account) ? 's' : 'n');
         array_text(s->args[4], s->legs->str);
+        array_text(s->args[5], it->legs_json);
     }
-    const char *values[7];
+    const char *values[8];
     for (size_t i = 0; i < G_N_ELEMENTS(s->args); i++) {
         GString *a = s->args[i];
         if (a->len == 0)
@@ -459,9 +594,9 @@ static PGresult *exec_batch(encore_store *s, encore_store_item **items, size_t n
     }
     char now[32];
     g_snprintf(now, sizeof(now), "%" G_GINT64_FORMAT, now_us);
-    values[5] = now;
-    values[6] = fault;
-    return PQexecPrepared(s->conn, "ledger_apply", 7, values, NULL, NULL, 0);
+    values[6] = now;
+    values[7] = fault;
+    return PQexecPrepared(s->conn, "ledger_apply", 8, values, NULL, NULL, 0);
 }
 
 static gboolean store_run_batch(encore_store *s, encore_store_item **items, size_t n,
@@ -570,6 +705,82 @@ static gboolean store_statement(encore_store *s, const char *account, int64_t be
     return ok;
 }
 
+/* Records from the rows of a query returning (id, status, created_at, request_id, kind,
+ * metadata, legs), appended to out (or the first one into *one). FALSE with a FATAL error when an
+ * applied transfer's legs do not parse. */
+static gboolean rows_to_records(PGresult *res, GPtrArray *out, encore_ledger_record **one,
+                                GError **error)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        int64_t id = g_ascii_strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        bool applied = g_ascii_strtoll(PQgetvalue(res, i, 1), NULL, 10) == ENCORE_STORE_APPLIED;
+        encore_ledger_record *r = encore_store_record_new(
+            applied ? id : 0, applied ? ENCORE_LEDGER_OK : ENCORE_LEDGER_INSUFFICIENT_FUNDS,
+            g_ascii_strtoll(PQgetvalue(res, i, 2), NULL, 10), PQgetvalue(res, i, 3),
+            PQgetvalue(res, i, 4), PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5));
+        if (applied &&
+            (PQgetisnull(res, i, 6) ||
+             !encore_store_legs_parse(PQgetvalue(res, i, 6), (size_t)PQgetlength(res, i, 6), r) ||
+             r->n_legs < 2)) {
+            g_set_error(error, ENCORE_STORE_ERROR, ENCORE_STORE_ERROR_FATAL,
+                        "postgresql: transfer %" G_GINT64_FORMAT " (%s) has malformed legs", id,
+                        r->request_id);
+            encore_ledger_record_free(r);
+            return FALSE;
+        }
+        if (one) {
+            *one = r;
+            return TRUE;
+        }
+        g_ptr_array_add(out, r);
+    }
+    return TRUE;
+}
+
+#define RECORD_COLUMNS "id, status, created_at, request_id, kind, metadata, legs"
+
+static gboolean store_lookup(encore_store *s, const char *request_id, encore_ledger_record **out,
+                             GError **error)
+{
+    *out = NULL;
+    if (!ensure_connected(s, error))
+        return FALSE;
+    const char *values[1] = {request_id};
+    PGresult *res = PQexecParams(
+        s->conn, "SELECT " RECORD_COLUMNS " FROM ledger_transfers WHERE request_id = $1", 1, NULL,
+        values, NULL, NULL, 0);
+    gboolean ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (!ok)
+        set_result_error(s, res, "lookup", error);
+    else
+        ok = rows_to_records(res, NULL, out, error);
+    PQclear(res);
+    return ok;
+}
+
+static gboolean store_scan(encore_store *s, const char *kind_prefix, int64_t after_id,
+                           unsigned limit, GPtrArray *out, GError **error)
+{
+    if (!ensure_connected(s, error))
+        return FALSE;
+    char after_text[32], limit_text[16];
+    g_snprintf(after_text, sizeof(after_text), "%" G_GINT64_FORMAT, after_id);
+    g_snprintf(limit_text, sizeof(limit_text), "%u", limit);
+    const char *values[3] = {after_text, kind_prefix, limit_text};
+    PGresult *res = PQexecParams(s->conn,
+                                 "SELECT " RECORD_COLUMNS " FROM ledger_transfers "
+                                 "WHERE id > $1::bigint AND status = 0 "
+                                 "AND starts_with(kind, $2::text) ORDER BY id LIMIT $3::int",
+                                 3, NULL, values, NULL, NULL, 0);
+    gboolean ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (!ok)
+        set_result_error(s, res, "scan", error);
+    else
+        ok = rows_to_records(res, out, NULL, error);
+    PQclear(res);
+    return ok;
+}
+
 typedef void (*row_fn)(PGresult *res, int row, GString *report, unsigned *count);
 
 static gboolean each_row(encore_store *s, const char *sql, row_fn fn, GString *report,
@@ -589,38 +800,53 @@ static gboolean each_row(encore_store *s, const char *sql, row_fn fn, GString *r
 static void row_totals(PGresult *res, int i, GString *r, unsigned *c)
 {
     g_string_append_printf(r,
-                           "ledger audit (postgresql): %s transfers applied, %s refused, %s "
-                           "postings, %s accounts, sum of balances %s\n",
+                           "ledger audit (postgresql): %s transfers applied, %s refused, %s legs, "
+                           "%s statement postings, %s accounts, sum of balances %s\n",
                            PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-                           PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
-    if (strcmp(PQgetvalue(res, i, 4), "0") != 0)
-        encore_store_audit_violation(r, c, "the balances sum to %s, not 0", PQgetvalue(res, i, 4));
+                           PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
+    if (strcmp(PQgetvalue(res, i, 5), "0") != 0)
+        encore_store_audit_violation(r, c, "the balances sum to %s, not 0", PQgetvalue(res, i, 5));
 }
 
-static void row_unbalanced(PGresult *res, int i, GString *r, unsigned *c)
+static void row_bad_legs(PGresult *res, int i, GString *r, unsigned *c)
 {
-    encore_store_audit_violation(r, c, "transfer %s (%s) has %s postings summing to %s",
-                                 PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-                                 PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+    if (PQgetisnull(res, i, 2))
+        encore_store_audit_violation(r, c, "transfer %s (%s) has malformed legs",
+                                     PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+    else
+        encore_store_audit_violation(r, c, "transfer %s (%s) has legs summing to %s",
+                                     PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                                     PQgetvalue(res, i, 2));
 }
 
-static void row_refused_with_postings(PGresult *res, int i, GString *r, unsigned *c)
+static void row_refused_with_legs(PGresult *res, int i, GString *r, unsigned *c)
 {
-    encore_store_audit_violation(r, c, "refused request %s (%s) has %s postings",
-                                 PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-                                 PQgetvalue(res, i, 2));
+    encore_store_audit_violation(r, c, "refused request %s (%s) has legs", PQgetvalue(res, i, 0),
+                                 PQgetvalue(res, i, 1));
+}
+
+static void row_stray_posting(PGresult *res, int i, GString *r, unsigned *c)
+{
+    encore_store_audit_violation(
+        r, c, "posting of transfer %s on %s (%s) matches no leg of an applied transfer",
+        PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+}
+
+static void row_missing_posting(PGresult *res, int i, GString *r, unsigned *c)
+{
+    encore_store_audit_violation(r, c, "leg of transfer %s on %s has no statement posting",
+                                 PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
 }
 
 static void row_orphan(PGresult *res, int i, GString *r, unsigned *c)
 {
-    encore_store_audit_violation(r, c, "posting of transfer %s on %s has no %s",
-                                 PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-                                 PQgetvalue(res, i, 2));
+    encore_store_audit_violation(r, c, "leg of transfer %s names %s, which has no account",
+                                 PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
 }
 
 static void row_balance(PGresult *res, int i, GString *r, unsigned *c)
 {
-    encore_store_audit_violation(r, c, "account %s has balance %s but its postings sum to %s",
+    encore_store_audit_violation(r, c, "account %s has balance %s but its legs sum to %s",
                                  PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
                                  PQgetvalue(res, i, 2));
 }
@@ -639,6 +865,18 @@ static void row_account(PGresult *res, int i, GString *r, unsigned *c)
         encore_store_audit_violation(r, c, "account %s is negative: %s", name, balance);
 }
 
+/* The legs of transfer t as jsonb when their text has the canonical shape (["account",amount]
+ * pairs, amounts of at most 16 digits), else NULL (no elements): never a cast error. (No bounded
+ * repetition around the pairs: PostgreSQL's regex engine expands it into a huge automaton; the
+ * number of legs is checked apart.) */
+#define LEG_PAIR "\\[\"[A-Za-z0-9._@:-]+\",-?[1-9][0-9]{0,15}\\]"
+#define LEGS_JSONB                                                                                 \
+    "CASE WHEN t.legs ~ '^\\[" LEG_PAIR "(," LEG_PAIR ")*\\]$' THEN t.legs::jsonb END"
+/* The legs of applied transfers as rows (t.id, e). */
+#define LEGS_FROM                                                                                  \
+    "FROM ledger_transfers t CROSS JOIN LATERAL jsonb_array_elements(" LEGS_JSONB ") e "           \
+    "WHERE t.status = 0 "
+
 static gboolean store_audit(encore_store *s, GString *report, gboolean *ok, GError **error)
 {
     if (!ensure_connected(s, error))
@@ -651,34 +889,44 @@ static gboolean store_audit(encore_store *s, GString *report, gboolean *ok, GErr
         each_row(s,
                  "SELECT (SELECT count(*) FROM ledger_transfers WHERE status = 0),"
                  " (SELECT count(*) FROM ledger_transfers WHERE status <> 0),"
+                 " (SELECT count(*) " LEGS_FROM "),"
                  " (SELECT count(*) FROM ledger_postings),"
                  " (SELECT count(*) FROM ledger_accounts),"
                  " (SELECT coalesce(sum(balance), 0) FROM ledger_accounts)",
                  row_totals, report, &violations, error) &&
         each_row(s,
-                 "SELECT t.id, t.request_id, coalesce(p.n, 0), coalesce(p.total, 0) "
-                 "FROM ledger_transfers t LEFT JOIN (SELECT transfer_id, count(*) AS n, "
-                 "sum(amount) AS total FROM ledger_postings GROUP BY transfer_id) p "
-                 "ON p.transfer_id = t.id "
-                 "WHERE t.status = 0 AND (coalesce(p.n, 0) < 2 OR coalesce(p.total, 0) <> 0)",
-                 row_unbalanced, report, &violations, error) &&
+                 "SELECT t.id, t.request_id, "
+                 "CASE WHEN v.n BETWEEN 2 AND 16 AND v.d = v.n THEN v.total END "
+                 "FROM ledger_transfers t CROSS JOIN LATERAL (SELECT count(*) AS n, "
+                 "count(DISTINCT e->>0) AS d, sum((e->>1)::bigint) AS total "
+                 "FROM jsonb_array_elements(" LEGS_JSONB ") e) v "
+                 "WHERE t.status = 0 AND (v.n < 2 OR v.n > 16 OR v.d <> v.n OR v.total <> 0)",
+                 row_bad_legs, report, &violations, error) &&
         each_row(s,
-                 "SELECT p.transfer_id, t.request_id, count(*) FROM ledger_postings p "
-                 "JOIN ledger_transfers t ON t.id = p.transfer_id WHERE t.status <> 0 "
-                 "GROUP BY p.transfer_id, t.request_id",
-                 row_refused_with_postings, report, &violations, error) &&
+                 "SELECT id, request_id FROM ledger_transfers "
+                 "WHERE status <> 0 AND legs IS NOT NULL",
+                 row_refused_with_legs, report, &violations, error) &&
         each_row(s,
-                 "SELECT p.transfer_id, p.account, 'transfer' FROM ledger_postings p "
-                 "LEFT JOIN ledger_transfers t ON t.id = p.transfer_id WHERE t.id IS NULL "
-                 "UNION ALL "
-                 "SELECT p.transfer_id, p.account, 'account' FROM ledger_postings p "
-                 "LEFT JOIN ledger_accounts a ON a.name = p.account WHERE a.name IS NULL",
+                 "SELECT p.transfer_id, p.account, p.amount FROM ledger_postings p "
+                 "LEFT JOIN ledger_transfers t ON t.id = p.transfer_id "
+                 "WHERE t.id IS NULL OR t.status <> 0 OR NOT EXISTS (SELECT 1 FROM "
+                 "jsonb_array_elements(" LEGS_JSONB ") e "
+                 "WHERE e->>0 = p.account AND (e->>1)::bigint = p.amount)",
+                 row_stray_posting, report, &violations, error) &&
+        each_row(s,
+                 "SELECT t.id, e->>0 " LEGS_FROM "AND (e->>0) COLLATE \"C\" < 'platform:' "
+                 "AND NOT EXISTS (SELECT 1 FROM ledger_postings p "
+                 "WHERE p.account = e->>0 AND p.transfer_id = t.id)",
+                 row_missing_posting, report, &violations, error) &&
+        each_row(s,
+                 "SELECT t.id, e->>0 " LEGS_FROM
+                 "AND NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.name = e->>0)",
                  row_orphan, report, &violations, error) &&
         each_row(s,
-                 "SELECT a.name, a.balance, coalesce(p.total, 0) FROM ledger_accounts a "
-                 "LEFT JOIN (SELECT account, sum(amount) AS total FROM ledger_postings "
-                 "GROUP BY account) p ON p.account = a.name "
-                 "WHERE a.balance IS DISTINCT FROM coalesce(p.total, 0)",
+                 "SELECT a.name, a.balance, coalesce(l.total, 0) FROM ledger_accounts a "
+                 "LEFT JOIN (SELECT e->>0 AS account, sum((e->>1)::bigint) AS total " LEGS_FROM
+                 "GROUP BY 1) l ON l.account = a.name "
+                 "WHERE a.balance IS DISTINCT FROM coalesce(l.total, 0)",
                  row_balance, report, &violations, error) &&
         each_row(s, "SELECT name, balance, allow_negative FROM ledger_accounts", row_account,
                  report, &violations, error);
@@ -699,5 +947,7 @@ const struct encore_store_ops encore_store_pg_ops = {
     .run_batch = store_run_batch,
     .balance = store_balance,
     .statement = store_statement,
+    .lookup = store_lookup,
+    .scan = store_scan,
     .audit = store_audit,
 };

@@ -1,6 +1,7 @@
-/* Transfer requests: the account naming rules, request validation (pure, allocation-free) and the
- * canonical form with its hash that idempotency compares. Runs on any thread; keeps no state.
- * It must not touch the database: stores get requests only in the canonical form built here. */
+/* Transfer requests: the account naming rules, request validation (pure, allocation-free), the
+ * canonical form with its hash that idempotency compares, the stored legs text and the records
+ * read back. Runs on any thread; keeps no state. It must not touch the database: stores get
+ * requests only in the canonical form built here. */
 #include "config.h"
 
 #include <jansson.h>
@@ -287,7 +288,25 @@ encore_ledger_status encore_store_item_init(encore_store_item *item, const encor
         item->legs[j].allow_negative = encore_ledger_account_may_go_negative(req->legs[i].account);
     }
     compute_hash(item);
+    item->legs_json = encore_store_legs_json(item->legs, item->n_legs);
+    item->request_key = encore_store_request_key(item->id);
     return ENCORE_LEDGER_OK;
+}
+
+int64_t encore_store_request_key(const char *request_id)
+{
+    GChecksum *h = g_checksum_new(G_CHECKSUM_SHA256);
+    static const char tag[] = "encore-ledger-request-key-v1";
+    g_checksum_update(h, (const guchar *)tag, sizeof(tag));
+    g_checksum_update(h, (const guchar *)request_id, (gssize)strlen(request_id));
+    uint8_t digest[32];
+    gsize len = sizeof(digest);
+    g_checksum_get_digest(h, digest, &len);
+    g_checksum_free(h);
+    uint64_t key = 0;
+    for (int i = 0; i < 8; i++)
+        key = key << 8 | digest[i];
+    return (int64_t)key;
 }
 
 void encore_store_item_clear(encore_store_item *item)
@@ -297,9 +316,125 @@ void encore_store_item_clear(encore_store_item *item)
     g_free(item->id);
     g_free(item->kind);
     g_free(item->metadata);
+    g_free(item->legs_json);
     for (size_t i = 0; i < item->n_legs; i++)
         g_free(item->legs[i].account);
     memset(item, 0, sizeof(*item));
+}
+
+char *encore_store_legs_json(const encore_store_leg *legs, size_t n_legs)
+{
+    GString *out = g_string_sized_new(32 * n_legs + 2);
+    g_string_append_c(out, '[');
+    for (size_t i = 0; i < n_legs; i++) {
+        g_string_append(out, i ? ",[\"" : "[\"");
+        g_string_append(out, legs[i].account);
+        g_string_append_printf(out, "\",%" G_GINT64_FORMAT "]", legs[i].amount);
+    }
+    g_string_append_c(out, ']');
+    return g_string_free(out, FALSE);
+}
+
+/* One canonical integer at text[*pos..len): optional '-', no leading zero, not zero, within
+ * +-ENCORE_LEDGER_MAX_AMOUNT. */
+static bool parse_amount(const char *text, size_t len, size_t *pos, int64_t *out)
+{
+    size_t i = *pos;
+    bool neg = i < len && text[i] == '-';
+    i += neg;
+    size_t start = i;
+    int64_t v = 0;
+    while (i < len && g_ascii_isdigit(text[i])) {
+        if (i - start >= 16) /* 10^15 has 16 digits */
+            return false;
+        v = v * 10 + (text[i] - '0');
+        i++;
+    }
+    if (i == start || text[start] == '0' || v > ENCORE_LEDGER_MAX_AMOUNT)
+        return false;
+    *out = neg ? -v : v;
+    *pos = i;
+    return true;
+}
+
+gboolean encore_store_legs_parse(const char *text, size_t len, encore_ledger_record *rec)
+{
+    encore_leg legs[ENCORE_LEDGER_MAX_LEGS];
+    char names[ENCORE_LEDGER_MAX_LEGS][ENCORE_LEDGER_ACCOUNT_MAX + 1];
+    size_t n = 0, i = 0;
+    if (!text || len < 2 || text[i++] != '[')
+        return FALSE;
+    for (;;) {
+        if (n == ENCORE_LEDGER_MAX_LEGS || len - i < 2 || text[i] != '[' || text[i + 1] != '"')
+            return FALSE;
+        i += 2;
+        size_t start = i;
+        while (i < len && text[i] != '"')
+            i++;
+        size_t name_len = i - start;
+        if (i == len || name_len == 0 || name_len > ENCORE_LEDGER_ACCOUNT_MAX)
+            return FALSE;
+        memcpy(names[n], text + start, name_len);
+        names[n][name_len] = '\0';
+        if (strlen(names[n]) != name_len ||
+            encore_ledger_account_kind(names[n]) == ENCORE_ACCOUNT_INVALID ||
+            (n > 0 && strcmp(names[n - 1], names[n]) >= 0))
+            return FALSE;
+        i++;
+        if (i == len || text[i++] != ',')
+            return FALSE;
+        legs[n].account = names[n];
+        if (!parse_amount(text, len, &i, &legs[n].amount))
+            return FALSE;
+        n++;
+        if (i == len || text[i++] != ']' || i == len)
+            return FALSE;
+        if (text[i] == ']')
+            break;
+        if (text[i++] != ',')
+            return FALSE;
+    }
+    if (i + 1 != len)
+        return FALSE;
+    rec->legs = g_new(encore_leg, n);
+    for (size_t k = 0; k < n; k++) {
+        rec->legs[k].account = g_strdup(legs[k].account);
+        rec->legs[k].amount = legs[k].amount;
+    }
+    rec->n_legs = n;
+    return TRUE;
+}
+
+encore_ledger_record *encore_store_record_new(int64_t transfer_id, encore_ledger_status status,
+                                              int64_t created_us, const char *request_id,
+                                              const char *kind, const char *metadata)
+{
+    encore_ledger_record *r = g_new0(encore_ledger_record, 1);
+    r->transfer_id = transfer_id;
+    r->status = status;
+    r->created_us = created_us;
+    r->request_id = g_strdup(request_id);
+    r->kind = g_strdup(kind);
+    r->metadata = g_strdup(metadata);
+    return r;
+}
+
+void encore_ledger_record_free(encore_ledger_record *record)
+{
+    if (!record)
+        return;
+    for (size_t i = 0; i < record->n_legs; i++)
+        g_free((char *)record->legs[i].account);
+    g_free(record->legs);
+    g_free(record->request_id);
+    g_free(record->kind);
+    g_free(record->metadata);
+    g_free(record);
+}
+
+void encore_store_record_free(gpointer record)
+{
+    encore_ledger_record_free(record);
 }
 
 void encore_store_audit_violation(GString *report, unsigned *count, const char *fmt, ...)

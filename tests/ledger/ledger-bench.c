@@ -2,7 +2,8 @@
  * with one gift outstanding at a time, through the asynchronous ledger API from one main loop
  * (as the server's main thread would). Every gift is a 4-leg durable transfer (wallet -> singer,
  * agent, platform split). Prints durable transfers per second, ack latency percentiles and the
- * mean batch size. Test-only; the main thread plus the ledger's. */
+ * mean batch size; with --scan, then how fast encore_ledger_scan() pages through the whole ledger
+ * (as a rebuild at start does). Test-only; the main thread plus the ledger's. */
 #include "config.h"
 
 #include <stdio.h>
@@ -19,6 +20,7 @@ static double opt_seconds = 5;
 static double opt_warmup = 1;
 static int opt_max_batch = 0;
 static char *opt_run = NULL;
+static gboolean opt_scan = FALSE;
 
 typedef struct bench bench;
 typedef struct {
@@ -117,6 +119,45 @@ static int64_t thread_cpu_us(const char *name)
     return total;
 }
 
+/* Pages through the ledger with encore_ledger_scan() (pages of ENCORE_LEDGER_SCAN_MAX) for every
+ * kind, for the gifts, and for the top-ups (one per sender: a rare kind among the gifts), and
+ * prints the time each took. */
+static bool scan_all(encore_ledger *ledger)
+{
+    const char *prefixes[] = {"", "gift", "topup"};
+    for (size_t i = 0; i < G_N_ELEMENTS(prefixes); i++) {
+        gint64 start = g_get_monotonic_time();
+        int64_t after = 0;
+        uint64_t records = 0, legs = 0, pages = 0;
+        for (;;) {
+            GError *err = NULL;
+            GPtrArray *page =
+                encore_ledger_scan(ledger, prefixes[i], after, ENCORE_LEDGER_SCAN_MAX, &err);
+            if (!page) {
+                fprintf(stderr, "ledger-bench: scan: %s\n", err->message);
+                g_error_free(err);
+                return false;
+            }
+            pages++;
+            for (guint k = 0; k < page->len; k++) {
+                const encore_ledger_record *r = g_ptr_array_index(page, k);
+                legs += r->n_legs;
+                after = r->transfer_id;
+            }
+            records += page->len;
+            bool end = page->len == 0;
+            g_ptr_array_unref(page);
+            if (end)
+                break;
+        }
+        double secs = (double)(g_get_monotonic_time() - start) / G_USEC_PER_SEC;
+        printf("scan \"%s\": %" G_GUINT64_FORMAT " transfers (%" G_GUINT64_FORMAT
+               " legs) in %" G_GUINT64_FORMAT " pages, %.2f s, %.0f transfers/s\n",
+               prefixes[i], records, legs, pages, secs, secs > 0 ? records / secs : 0.0);
+    }
+    return true;
+}
+
 static int cmp_i64(gconstpointer a, gconstpointer b)
 {
     gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
@@ -141,6 +182,8 @@ int main(int argc, char **argv)
         {"warmup", 0, 0, G_OPTION_ARG_DOUBLE, &opt_warmup, "warm-up seconds (1)", "S"},
         {"max-batch", 0, 0, G_OPTION_ARG_INT, &opt_max_batch, "ledger max_batch (1024)", "N"},
         {"run", 0, 0, G_OPTION_ARG_STRING, &opt_run, "id namespace (random)", "NAME"},
+        {"scan", 0, 0, G_OPTION_ARG_NONE, &opt_scan,
+         "then page through every transfer with encore_ledger_scan()", NULL},
         {NULL, 0, 0, 0, NULL, NULL, NULL},
     };
     GOptionContext *octx = g_option_context_new("- ledger throughput and ack latency");
@@ -210,6 +253,8 @@ int main(int argc, char **argv)
            b.acked / secs, percentile_ms(b.latencies_us, 0.50), percentile_ms(b.latencies_us, 0.99),
            batches ? (double)requests / batches : 0.0, cpu_ledger * per, cpu_all * per,
            b.failed ? "  FAILED REQUESTS" : "");
+    if (opt_scan && !scan_all(b.ledger))
+        b.failed++;
     encore_ledger_close(b.ledger);
     g_main_loop_unref(b.loop);
     g_array_free(b.latencies_us, TRUE);

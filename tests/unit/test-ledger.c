@@ -9,6 +9,7 @@
 
 #include "server/economy/ledger.h"
 #include "server/economy/split.h"
+#include "server/economy/store.h"
 #include "tests/ledger/testdb.h"
 
 /* ---- fault plan and gate, read by the ledger thread through the fault hook ---- */
@@ -116,6 +117,9 @@ static fx *fx_new(const char *kind)
     f->db = testdb_new(kind);
     f->cfg = (encore_ledger_config){
         .backend = f->db->backend, .fault_fn = fault_hook, .fault_user_data = &f->plan};
+    /* "sqlite-collide": request keys cut to 2 bits, so that ids share keys all the time. */
+    if (strcmp(kind, "sqlite-collide") == 0)
+        f->cfg.test_request_key_bits = 2;
     return f;
 }
 
@@ -604,8 +608,13 @@ static void test_parallel_same_id(gconstpointer kind)
     g_assert_cmpint(fresh, ==, 1);
     g_assert_cmpint(balance(l, "wallet:fan"), ==, 930);
     g_assert_cmpint(balance(l, "earnings:singer"), ==, 70);
-    char *rows = testdb_query(f->db, "SELECT count(*) FROM ledger_postings");
-    g_assert_cmpstr(rows, ==, "4");
+    /* One transfer: two rows of requests, and the statement postings of external:topups and
+     * earnings:singer. */
+    char *rows = testdb_query(f->db, "SELECT count(*) FROM ledger_transfers");
+    g_assert_cmpstr(rows, ==, "2");
+    g_free(rows);
+    rows = testdb_query(f->db, "SELECT count(*) FROM ledger_postings");
+    g_assert_cmpstr(rows, ==, "2");
     g_free(rows);
     assert_audit(l, TRUE, NULL);
     g_free(senders);
@@ -630,6 +639,66 @@ static void on_done(const encore_transfer_result *r, void *user_data)
     t->answered++;
     t->ok += r->status == ENCORE_LEDGER_OK;
     t->overloaded += r->status == ENCORE_LEDGER_OVERLOADED;
+}
+
+/* One asynchronous lookup: its answer, copied in the callback. */
+typedef struct {
+    GMainContext *ctx;
+    const char *id;
+    int answered;
+    int destroyed;
+    bool on_owner;
+    gboolean ok;
+    bool found;
+    encore_ledger_status status;
+    int64_t transfer_id;
+    size_t n_legs;
+    char *metadata;
+    GError *error;
+} async_lookup;
+
+static void on_lookup(gboolean ok, const encore_ledger_record *rec, const GError *error,
+                      void *user_data)
+{
+    async_lookup *a = user_data;
+    a->answered++;
+    a->on_owner = g_main_context_is_owner(a->ctx);
+    a->ok = ok;
+    a->found = rec != NULL;
+    if (rec) {
+        a->status = rec->status;
+        a->transfer_id = rec->transfer_id;
+        a->n_legs = rec->n_legs;
+        a->metadata = g_strdup(rec->metadata);
+        g_assert_cmpstr(rec->request_id, ==, a->id);
+    }
+    a->error = error ? g_error_copy(error) : NULL;
+}
+
+static void on_lookup_destroy(gpointer user_data)
+{
+    async_lookup *a = user_data;
+    a->destroyed++;
+}
+
+/* An asynchronous statement: its answer. */
+typedef struct {
+    GMainContext *ctx;
+    bool done;
+    bool on_owner;
+    gboolean ok;
+    GPtrArray *lines;
+    GError *error;
+} async_statement;
+
+static void on_statement(gboolean ok, GPtrArray *lines, const GError *error, void *user_data)
+{
+    async_statement *a = user_data;
+    a->done = true;
+    a->on_owner = g_main_context_is_owner(a->ctx);
+    a->ok = ok;
+    a->lines = lines ? g_ptr_array_ref(lines) : NULL;
+    a->error = error ? g_error_copy(error) : NULL;
 }
 
 static void submit_move(encore_ledger *l, const char *id, int64_t amount, tally *t)
@@ -692,9 +761,21 @@ static void test_overloaded(gconstpointer kind)
     submit_move(l, "o-2", 1, &t);
     submit_move(l, "o-3", 1, &t);
     submit_move(l, "o-4", 1, &t); /* third waiting request: refused */
+    /* Reads are refused as well, on the caller's context. */
+    async_lookup q = {.ctx = t.ctx, .id = "o-1"};
+    encore_ledger_lookup_async(l, "o-1", t.ctx, on_lookup, &q, on_lookup_destroy);
+    async_statement a = {.ctx = t.ctx};
+    encore_ledger_statement_async(l, "earnings:singer", 0, 10, t.ctx, on_statement, &a, NULL);
     gate_release(&f->plan);
-    while (t.answered < 4)
+    while (t.answered < 4 || !q.destroyed || !a.done)
         g_main_context_iteration(t.ctx, TRUE);
+    g_assert_false(q.ok);
+    g_assert_error(q.error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_STORE);
+    g_clear_error(&q.error);
+    g_assert_false(a.ok);
+    g_assert_null(a.lines);
+    g_assert_error(a.error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_STORE);
+    g_clear_error(&a.error);
     g_assert_cmpint(t.ok, ==, 3);
     g_assert_cmpint(t.overloaded, ==, 1);
     g_assert_cmpint(balance(l, "wallet:fan"), ==, 97);
@@ -709,6 +790,9 @@ typedef struct {
     encore_ledger_status nested;
     const char *nested_detail;
     GError *nested_error;
+    GError *lookup_error;
+    GError *scan_error;
+    GError *statement_error;
     int64_t async_balance;
     int balance_ok;
     int balance_failed;
@@ -725,6 +809,11 @@ static void on_done_nested(const encore_transfer_result *r, void *user_data)
     n->nested_detail = inner.detail;
     int64_t v;
     encore_ledger_balance(n->ledger, "wallet:fan", &v, &n->nested_error);
+    encore_ledger_record *rec = NULL;
+    g_assert_false(encore_ledger_lookup(n->ledger, "outer", &rec, &n->lookup_error));
+    g_assert_null(encore_ledger_scan(n->ledger, "", 0, 10, &n->scan_error));
+    g_assert_null(
+        encore_ledger_statement(n->ledger, "earnings:singer", 0, 10, &n->statement_error));
 }
 
 static void on_balance(gboolean ok, int64_t value, const GError *error, void *user_data)
@@ -761,6 +850,12 @@ static void test_threads_and_contexts(gconstpointer kind)
     g_assert_cmpstr(n.nested_detail, ==, "called from the ledger thread");
     g_assert_error(n.nested_error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_WRONG_THREAD);
     g_clear_error(&n.nested_error);
+    g_assert_error(n.lookup_error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_WRONG_THREAD);
+    g_clear_error(&n.lookup_error);
+    g_assert_error(n.scan_error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_WRONG_THREAD);
+    g_clear_error(&n.scan_error);
+    g_assert_error(n.statement_error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_WRONG_THREAD);
+    g_clear_error(&n.statement_error);
     /* Asynchronous balance on a context. */
     encore_ledger_balance_async(l, "wallet:fan", n.ctx, on_balance, &n, NULL);
     encore_ledger_balance_async(l, "nope:x", n.ctx, on_balance, &n, NULL);
@@ -1130,6 +1225,741 @@ static void test_balance_overflow(gconstpointer kind)
     g_main_context_unref(t.ctx);
 }
 
+/* ---- reads for the layers above: lookup, scan, asynchronous statements ---- */
+
+static void assert_legs(const encore_ledger_record *r, const encore_leg *want, size_t n)
+{
+    g_assert_cmpuint(r->n_legs, ==, n);
+    g_assert_true(n == 0 ? r->legs == NULL : r->legs != NULL);
+    for (size_t i = 0; i < n; i++) {
+        g_assert_cmpstr(r->legs[i].account, ==, want[i].account);
+        g_assert_cmpint(r->legs[i].amount, ==, want[i].amount);
+    }
+}
+
+/* The record of `id`, or NULL when unknown; the lookup itself must succeed. */
+static encore_ledger_record *lookup(encore_ledger *l, const char *id)
+{
+    encore_ledger_record *rec = NULL;
+    GError *err = NULL;
+    g_assert_true(encore_ledger_lookup(l, id, &rec, &err));
+    g_assert_no_error(err);
+    return rec;
+}
+
+static void expect_lookup_error(encore_ledger *l, const char *id, encore_ledger_error code)
+{
+    encore_ledger_record *rec = (encore_ledger_record *)&rec; /* must be reset to NULL */
+    GError *err = NULL;
+    g_assert_false(encore_ledger_lookup(l, id, &rec, &err));
+    g_assert_error(err, ENCORE_LEDGER_ERROR, (gint)code);
+    g_clear_error(&err);
+    g_assert_null(rec);
+}
+
+static void test_lookup(gconstpointer kind)
+{
+    fx *f = fx_new(kind);
+    if (!f)
+        return;
+    encore_ledger *l = fx_open(f);
+    gint64 t0 = g_get_real_time();
+    encore_transfer_result top, gift, refused, refused2;
+    g_assert_cmpint(move(l, "top-1", "external:topups", "wallet:alice", 1000, &top), ==,
+                    ENCORE_LEDGER_OK);
+    /* Legs out of account order, metadata not canonical (spaces, key order, nested, UTF-8). */
+    encore_leg legs[] = {{"wallet:alice", -300},
+                         {"platform:revenue", 90},
+                         {"earnings:bob", 150},
+                         {"earnings:agent-1", 60}};
+    encore_transfer_req req = {.id = "gift:alice:1",
+                               .kind = "gift",
+                               .metadata =
+                                   "{ \"room\": \"r-1\", \"gift\": \"rose\", \"count\": 3,\n"
+                                   "  \"note\": \"caf\\u00e9 \\\"x\\\"\", \"n\": -12345678901234,\n"
+                                   "  \"list\": [1, {\"b\": 2, \"a\": 1}] }",
+                               .legs = legs,
+                               .n_legs = 4};
+    const char *canonical = "{\"count\":3,\"gift\":\"rose\",\"list\":[1,{\"a\":1,\"b\":2}],"
+                            "\"n\":-12345678901234,\"note\":\"caf\xc3\xa9 \\\"x\\\"\","
+                            "\"room\":\"r-1\"}";
+    g_assert_cmpint(encore_ledger_transfer_sync(l, &req, &gift), ==, ENCORE_LEDGER_OK);
+    gint64 t1 = g_get_real_time();
+
+    encore_ledger_record *rec = lookup(l, "gift:alice:1");
+    g_assert_nonnull(rec);
+    g_assert_cmpint(rec->status, ==, ENCORE_LEDGER_OK);
+    g_assert_cmpint(rec->transfer_id, ==, gift.transfer_id);
+    g_assert_cmpstr(rec->request_id, ==, "gift:alice:1");
+    g_assert_cmpstr(rec->kind, ==, "gift");
+    g_assert_cmpstr(rec->metadata, ==, canonical);
+    g_assert_cmpint(rec->created_us, >=, t0);
+    g_assert_cmpint(rec->created_us, <=, t1);
+    const encore_leg sorted[] = {{"earnings:agent-1", 60},
+                                 {"earnings:bob", 150},
+                                 {"platform:revenue", 90},
+                                 {"wallet:alice", -300}};
+    assert_legs(rec, sorted, 4);
+    /* The statement line of the same transfer says the same. */
+    GError *err = NULL;
+    GPtrArray *lines = encore_ledger_statement(l, "earnings:bob", 0, 10, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(lines->len, ==, 1);
+    const encore_statement_line *line = g_ptr_array_index(lines, 0);
+    g_assert_cmpint(line->transfer_id, ==, rec->transfer_id);
+    g_assert_cmpint(line->created_us, ==, rec->created_us);
+    g_assert_cmpstr(line->metadata, ==, canonical);
+    g_ptr_array_unref(lines);
+    encore_ledger_record_free(rec);
+
+    rec = lookup(l, "top-1");
+    g_assert_cmpint(rec->transfer_id, ==, top.transfer_id);
+    g_assert_cmpstr(rec->kind, ==, "test");
+    g_assert_null(rec->metadata);
+    const encore_leg top_legs[] = {{"external:topups", -1000}, {"wallet:alice", 1000}};
+    assert_legs(rec, top_legs, 2);
+    encore_ledger_record_free(rec);
+
+    /* A refusal is remembered with its kind and metadata, without legs or transfer id; with one
+     * debit (the row is marked refused) and with two (the savepoint is rolled back). */
+    g_assert_cmpint(move(l, "spend-big", "wallet:alice", "platform:revenue", 5000, &refused), ==,
+                    ENCORE_LEDGER_INSUFFICIENT_FUNDS);
+    rec = lookup(l, "spend-big");
+    g_assert_cmpint(rec->status, ==, ENCORE_LEDGER_INSUFFICIENT_FUNDS);
+    g_assert_cmpint(rec->transfer_id, ==, 0);
+    g_assert_cmpstr(rec->kind, ==, "test");
+    g_assert_null(rec->metadata);
+    g_assert_cmpint(rec->created_us, >=, t0);
+    assert_legs(rec, NULL, 0);
+    encore_ledger_record_free(rec);
+    encore_leg two_debits[] = {{"wallet:alice", -100}, {"earnings:bob", -1000}, {"escrow:x", 1100}};
+    encore_transfer_req req2 = {
+        .id = "multi-1", .kind = "multi", .metadata = "{\"k\":1}", .legs = two_debits, .n_legs = 3};
+    g_assert_cmpint(encore_ledger_transfer_sync(l, &req2, &refused2), ==,
+                    ENCORE_LEDGER_INSUFFICIENT_FUNDS);
+    rec = lookup(l, "multi-1");
+    g_assert_cmpint(rec->status, ==, ENCORE_LEDGER_INSUFFICIENT_FUNDS);
+    g_assert_cmpint(rec->transfer_id, ==, 0);
+    g_assert_cmpstr(rec->kind, ==, "multi");
+    g_assert_cmpstr(rec->metadata, ==, "{\"k\":1}");
+    assert_legs(rec, NULL, 0);
+    encore_ledger_record_free(rec);
+
+    /* Unknown: never used, or refused before the database (no trace). */
+    g_assert_null(lookup(l, "never-used"));
+    encore_leg zero[] = {{"wallet:alice", 0}, {"platform:revenue", 0}};
+    encore_transfer_req bad = {.id = "bad-1", .kind = "test", .legs = zero, .n_legs = 2};
+    encore_transfer_result r;
+    g_assert_cmpint(encore_ledger_transfer_sync(l, &bad, &r), ==, ENCORE_LEDGER_INVALID);
+    g_assert_null(lookup(l, "bad-1"));
+    /* Malformed ids are refused. */
+    char longest[ENCORE_LEDGER_ID_MAX + 2];
+    memset(longest, 'a', sizeof(longest) - 1);
+    longest[sizeof(longest) - 1] = '\0';
+    expect_lookup_error(l, longest, ENCORE_LEDGER_ERROR_INVALID);
+    longest[ENCORE_LEDGER_ID_MAX] = '\0';
+    g_assert_null(lookup(l, longest)); /* 128 characters: well-formed */
+    const char *malformed[] = {"", NULL, "has space", "semi;colon", "quote'"};
+    for (size_t i = 0; i < G_N_ELEMENTS(malformed); i++)
+        expect_lookup_error(l, malformed[i], ENCORE_LEDGER_ERROR_INVALID);
+
+    /* Sixteen legs, amounts at the limit, back in account order. */
+    encore_leg many[ENCORE_LEDGER_MAX_LEGS];
+    char names[ENCORE_LEDGER_MAX_LEGS][32];
+    many[0] = (encore_leg){"external:topups", -ENCORE_LEDGER_MAX_AMOUNT};
+    for (int i = 1; i < 15; i++) {
+        g_snprintf(names[i], sizeof(names[i]), "wallet:m-%02d", 15 - i);
+        many[i] = (encore_leg){names[i], 1};
+    }
+    many[15] = (encore_leg){"escrow:big", ENCORE_LEDGER_MAX_AMOUNT - 14};
+    encore_transfer_req big = {.id = "big-1", .kind = "topup", .legs = many, .n_legs = 16};
+    g_assert_cmpint(encore_ledger_transfer_sync(l, &big, &r), ==, ENCORE_LEDGER_OK);
+    rec = lookup(l, "big-1");
+    encore_leg want[ENCORE_LEDGER_MAX_LEGS];
+    want[0] = (encore_leg){"escrow:big", ENCORE_LEDGER_MAX_AMOUNT - 14};
+    want[1] = (encore_leg){"external:topups", -ENCORE_LEDGER_MAX_AMOUNT};
+    for (int i = 2; i < 16; i++) {
+        g_snprintf(names[i - 2], sizeof(names[0]), "wallet:m-%02d", i - 1);
+        want[i] = (encore_leg){names[i - 2], 1};
+    }
+    assert_legs(rec, want, 16);
+    g_assert_cmpint(rec->transfer_id, ==, r.transfer_id);
+    encore_ledger_record_free(rec);
+
+    /* Asynchronously, answered on the caller's context, then destroyed. */
+    GMainContext *ctx = g_main_context_new();
+    async_lookup q[] = {
+        {.id = "gift:alice:1"}, {.id = "spend-big"}, {.id = "never-used"}, {.id = "no way"}};
+    for (size_t i = 0; i < G_N_ELEMENTS(q); i++) {
+        q[i].ctx = ctx;
+        encore_ledger_lookup_async(l, q[i].id, ctx, on_lookup, &q[i], on_lookup_destroy);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(q); i++) {
+        while (!q[i].destroyed)
+            g_main_context_iteration(ctx, TRUE);
+        g_assert_cmpint(q[i].answered, ==, 1);
+        g_assert_cmpint(q[i].destroyed, ==, 1);
+        g_assert_true(q[i].on_owner);
+    }
+    g_assert_true(q[0].ok && q[0].found && !q[0].error);
+    g_assert_cmpint(q[0].status, ==, ENCORE_LEDGER_OK);
+    g_assert_cmpint(q[0].transfer_id, ==, gift.transfer_id);
+    g_assert_cmpuint(q[0].n_legs, ==, 4);
+    g_assert_cmpstr(q[0].metadata, ==, canonical);
+    g_assert_true(q[1].ok && q[1].found && !q[1].error);
+    g_assert_cmpint(q[1].status, ==, ENCORE_LEDGER_INSUFFICIENT_FUNDS);
+    g_assert_cmpint(q[1].transfer_id, ==, 0);
+    g_assert_cmpuint(q[1].n_legs, ==, 0);
+    g_assert_true(q[2].ok && !q[2].found && !q[2].error);
+    g_assert_false(q[3].ok);
+    g_assert_false(q[3].found);
+    g_assert_error(q[3].error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_INVALID);
+    for (size_t i = 0; i < G_N_ELEMENTS(q); i++) {
+        g_free(q[i].metadata);
+        g_clear_error(&q[i].error);
+    }
+    /* A lookup queued behind a transfer sees it committed. */
+    async_lookup after = {.ctx = ctx, .id = "late-1"};
+    tally t = {.ctx = ctx};
+    encore_transfer_req late;
+    encore_leg late_legs[2];
+    g_assert_cmpint(
+        encore_transfer_move(&late, late_legs, "late-1", "gift", "wallet:alice", "earnings:bob", 7),
+        ==, ENCORE_LEDGER_OK);
+    encore_ledger_submit(l, &late, ctx, on_done, &t, NULL);
+    encore_ledger_lookup_async(l, "late-1", ctx, on_lookup, &after, NULL);
+    while (!after.answered || !t.answered)
+        g_main_context_iteration(ctx, TRUE);
+    g_assert_true(after.found);
+    g_assert_cmpint(after.status, ==, ENCORE_LEDGER_OK);
+    g_free(after.metadata);
+    g_main_context_unref(ctx);
+    assert_audit(l, TRUE, NULL);
+    fx_free(f);
+}
+
+/* The canonical legs text: strict parsing. */
+static void test_legs_text(void)
+{
+    encore_store_leg legs[] = {{"earnings:bob", 30, false}, {"wallet:alice", -30, false}};
+    char *text = encore_store_legs_json(legs, 2);
+    g_assert_cmpstr(text, ==, "[[\"earnings:bob\",30],[\"wallet:alice\",-30]]");
+    encore_ledger_record rec = {0};
+    g_assert_true(encore_store_legs_parse(text, strlen(text), &rec));
+    const encore_leg want[] = {{"earnings:bob", 30}, {"wallet:alice", -30}};
+    assert_legs(&rec, want, 2);
+    for (size_t i = 0; i < rec.n_legs; i++)
+        g_free((char *)rec.legs[i].account);
+    g_free(rec.legs);
+    g_free(text);
+    const char *good[] = {
+        "[[\"escrow:x\",1]]",
+        "[[\"external:topups\",-1000000000000000],[\"wallet:a\",1000000000000000]]",
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
+        encore_ledger_record r = {0};
+        g_assert_true(encore_store_legs_parse(good[i], strlen(good[i]), &r));
+        for (size_t k = 0; k < r.n_legs; k++)
+            g_free((char *)r.legs[k].account);
+        g_free(r.legs);
+    }
+    const char *bad[] = {
+        "",
+        "[]",
+        "[[]]",
+        "[[\"wallet:a\",1]",
+        "[[\"wallet:a\",1]] ",
+        " [[\"wallet:a\",1]]",
+        "[[\"wallet:a\",1],]",
+        "[[\"wallet:a\", 1]]",
+        "[[\"wallet:a\",+1]]",
+        "[[\"wallet:a\",01]]",
+        "[[\"wallet:a\",0]]",
+        "[[\"wallet:a\",-0]]",
+        "[[\"wallet:a\",1.0]]",
+        "[[\"wallet:a\",1e3]]",
+        "[[\"wallet:a\",1000000000000001]]",
+        "[[\"wallet:a\",-10000000000000000]]",
+        "[[\"wallet:a\",99999999999999999999]]",
+        "[[\"wallet:\",1]]",
+        "[[\"bank:a\",1]]",
+        "[[\"wallet:a b\",1]]",
+        "[[\"wallet:\\u0061\",1]]",
+        "[[\"wallet:b\",1],[\"wallet:a\",-1]]",
+        "[[\"wallet:a\",1],[\"wallet:a\",-1]]",
+        "[[\"wallet:a\",\"1\"]]",
+        "[[\"wallet:a\",1,2]]",
+        "[{\"wallet:a\":1}]",
+        "[[\"wallet:a\",1]][[\"wallet:b\",1]]",
+        "[[\"wallet:a\",-]]",
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        encore_ledger_record r = {0};
+        if (encore_store_legs_parse(bad[i], strlen(bad[i]), &r))
+            g_error("accepted: %s", bad[i]);
+        g_assert_null(r.legs);
+        g_assert_cmpuint(r.n_legs, ==, 0);
+    }
+    /* Seventeen pairs: one too many. */
+    GString *many = g_string_new("[");
+    for (int i = 0; i < 17; i++)
+        g_string_append_printf(many, "%s[\"wallet:a%02d\",1]", i ? "," : "", i);
+    g_string_append_c(many, ']');
+    encore_ledger_record r = {0};
+    g_assert_false(encore_store_legs_parse(many->str, many->len, &r));
+    /* A NUL inside is not the end. */
+    g_assert_false(encore_store_legs_parse("[[\"wallet:a\",1]]\0", 17, &r));
+    g_assert_false(encore_store_legs_parse("[[\"wal\0let:a\",1]]", 17, &r));
+    g_string_free(many, TRUE);
+}
+
+/* One expected transfer of the scan test. */
+typedef struct {
+    char id[48];
+    char kind[24];
+    char metadata[24]; /* "" for none */
+    encore_leg legs[4];
+    char accounts[4][40];
+    size_t n_legs;
+    int64_t transfer_id;
+    bool refused;
+} scan_model;
+
+/* Builds request i: gifts (4 legs), VIP purchases, withdrawal holds and payouts, top-ups, and
+ * every 10th a gift from an empty wallet, refused. Legs are given in account order. */
+static void scan_request(scan_model *m, int i)
+{
+    memset(m, 0, sizeof(*m));
+    g_snprintf(m->id, sizeof(m->id), "scan-%d", i);
+    if (i % 3 == 0)
+        g_snprintf(m->metadata, sizeof(m->metadata), "{\"i\":%d}", i);
+    int64_t amount = 1 + i % 97;
+    const char *a[4] = {0};
+    int64_t v[4] = {0};
+    switch (i % 10) {
+    case 0:
+        g_strlcpy(m->kind, "vip", sizeof(m->kind));
+        a[0] = "platform:revenue", v[0] = amount, a[1] = "wallet:fan", v[1] = -amount;
+        break;
+    case 1:
+        g_strlcpy(m->kind, "withdrawal.hold", sizeof(m->kind));
+        a[0] = "earnings:s", v[0] = -amount, a[1] = "escrow:wd", v[1] = amount;
+        break;
+    case 2:
+        g_strlcpy(m->kind, "withdrawal.pay", sizeof(m->kind));
+        a[0] = "earnings:s", v[0] = -amount, a[1] = "external:payouts", v[1] = amount;
+        break;
+    case 3:
+        g_strlcpy(m->kind, "topup", sizeof(m->kind));
+        a[0] = "external:topups", v[0] = -amount, a[1] = "wallet:fan", v[1] = amount;
+        break;
+    case 4:
+        g_strlcpy(m->kind, "gift", sizeof(m->kind));
+        a[0] = "earnings:s", v[0] = amount, a[1] = "wallet:empty", v[1] = -amount;
+        m->refused = true;
+        break;
+    default:
+        g_strlcpy(m->kind, "gift", sizeof(m->kind));
+        a[0] = "earnings:a", v[0] = 1, a[1] = "earnings:s", v[1] = amount;
+        a[2] = "platform:revenue", v[2] = 2, a[3] = "wallet:fan", v[3] = -amount - 3;
+        break;
+    }
+    for (size_t k = 0; k < 4 && a[k]; k++) {
+        g_strlcpy(m->accounts[k], a[k], sizeof(m->accounts[k]));
+        m->legs[k] = (encore_leg){m->accounts[k], v[k]};
+        m->n_legs = k + 1;
+    }
+}
+
+typedef struct {
+    GMainContext *ctx;
+    scan_model *models;
+    int answered;
+    int failed;
+} scan_run;
+
+typedef struct {
+    scan_run *run;
+    int index;
+} scan_ticket;
+
+static void on_scan_done(const encore_transfer_result *r, void *user_data)
+{
+    scan_ticket *t = user_data;
+    scan_model *m = &t->run->models[t->index];
+    t->run->answered++;
+    encore_ledger_status want = m->refused ? ENCORE_LEDGER_INSUFFICIENT_FUNDS : ENCORE_LEDGER_OK;
+    if (r->status != want)
+        t->run->failed++;
+    m->transfer_id = r->transfer_id;
+}
+
+/* Pages through scan(prefix) with `limit` and checks the result against the model. */
+static void check_scan(encore_ledger *l, scan_model *models, int n, const char *prefix,
+                       unsigned limit)
+{
+    int next = 0; /* index of the next model the scan must return */
+    int64_t after = 0;
+    size_t pages = 0;
+    for (;;) {
+        GError *err = NULL;
+        GPtrArray *page = encore_ledger_scan(l, prefix, after, limit, &err);
+        g_assert_no_error(err);
+        g_assert_cmpuint(page->len, <=, limit);
+        pages++;
+        for (guint k = 0; k < page->len; k++) {
+            const encore_ledger_record *rec = g_ptr_array_index(page, k);
+            while (next < n && (models[next].refused ||
+                                !g_str_has_prefix(models[next].kind, prefix ? prefix : "")))
+                next++;
+            g_assert_cmpint(next, <, n);
+            const scan_model *m = &models[next++];
+            g_assert_cmpint(rec->transfer_id, ==, m->transfer_id);
+            g_assert_cmpint(rec->transfer_id, >, after);
+            g_assert_cmpint(rec->status, ==, ENCORE_LEDGER_OK);
+            g_assert_cmpstr(rec->request_id, ==, m->id);
+            g_assert_cmpstr(rec->kind, ==, m->kind);
+            if (m->metadata[0])
+                g_assert_cmpstr(rec->metadata, ==, m->metadata);
+            else
+                g_assert_null(rec->metadata);
+            g_assert_cmpint(rec->created_us, >, 0);
+            assert_legs(rec, m->legs, m->n_legs);
+            after = rec->transfer_id;
+        }
+        bool end = page->len == 0;
+        g_ptr_array_unref(page);
+        if (end)
+            break;
+    }
+    while (next < n &&
+           (models[next].refused || !g_str_has_prefix(models[next].kind, prefix ? prefix : "")))
+        next++;
+    g_assert_cmpint(next, ==, n); /* nothing left out */
+    g_assert_cmpuint(pages, >=, 1);
+}
+
+static GPtrArray *scan(encore_ledger *l, const char *prefix, int64_t after, unsigned limit)
+{
+    GError *err = NULL;
+    GPtrArray *page = encore_ledger_scan(l, prefix, after, limit, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(page);
+    return page;
+}
+
+static void expect_scan_error(encore_ledger *l, const char *prefix, unsigned limit,
+                              encore_ledger_error code)
+{
+    GError *err = NULL;
+    g_assert_null(encore_ledger_scan(l, prefix, 0, limit, &err));
+    g_assert_error(err, ENCORE_LEDGER_ERROR, (gint)code);
+    g_clear_error(&err);
+}
+
+static void test_scan(gconstpointer kind)
+{
+    fx *f = fx_new(kind);
+    if (!f)
+        return;
+    encore_ledger *l = fx_open(f);
+    enum { N = 3000 };
+    /* Funds first (kind "seed", in no prefix below but ""). */
+    scan_model *models = g_new0(scan_model, N + 2);
+    /* Legs in account order, as the scan returns them. */
+    const char *seeds[2][2] = {{"external:topups", "wallet:fan"},
+                               {"earnings:s", "external:topups"}};
+    const int64_t seed_amounts[2][2] = {{-1000000, 1000000}, {1000000, -1000000}};
+    for (int i = 0; i < 2; i++) {
+        scan_model *m = &models[i];
+        g_snprintf(m->id, sizeof(m->id), "seed-%d", i);
+        g_strlcpy(m->kind, "seed", sizeof(m->kind));
+        g_strlcpy(m->accounts[0], seeds[i][0], sizeof(m->accounts[0]));
+        g_strlcpy(m->accounts[1], seeds[i][1], sizeof(m->accounts[1]));
+        m->legs[0] = (encore_leg){m->accounts[0], seed_amounts[i][0]};
+        m->legs[1] = (encore_leg){m->accounts[1], seed_amounts[i][1]};
+        m->n_legs = 2;
+        encore_transfer_req req = {.id = m->id, .kind = m->kind, .legs = m->legs, .n_legs = 2};
+        encore_transfer_result r;
+        g_assert_cmpint(encore_ledger_transfer_sync(l, &req, &r), ==, ENCORE_LEDGER_OK);
+        m->transfer_id = r.transfer_id;
+    }
+    /* Then N requests, submitted at once (group commit keeps this quick). */
+    scan_run run = {.ctx = g_main_context_new(), .models = models};
+    scan_ticket *tickets = g_new0(scan_ticket, N + 2);
+    for (int i = 2; i < N + 2; i++) {
+        scan_request(&models[i], i);
+        tickets[i] = (scan_ticket){&run, i};
+        encore_transfer_req req = {.id = models[i].id,
+                                   .kind = models[i].kind,
+                                   .metadata = models[i].metadata[0] ? models[i].metadata : NULL,
+                                   .legs = models[i].legs,
+                                   .n_legs = models[i].n_legs};
+        encore_ledger_submit(l, &req, run.ctx, on_scan_done, &tickets[i], NULL);
+    }
+    while (run.answered < N)
+        g_main_context_iteration(run.ctx, TRUE);
+    g_assert_cmpint(run.failed, ==, 0);
+    for (int i = 1; i < N + 2; i++)
+        if (!models[i].refused)
+            g_assert_cmpint(models[i].transfer_id, >, models[i - 1].transfer_id);
+
+    /* Every prefix, paged, equals the model exactly. */
+    const char *prefixes[] = {"",    "gift",  "withdrawal.", "withdrawal", "w",
+                              "vip", "topup", "t",           "s",          "nomatch"};
+    for (size_t i = 0; i < G_N_ELEMENTS(prefixes); i++)
+        check_scan(l, models, N + 2, prefixes[i], 250);
+    check_scan(l, models, N + 2, NULL, ENCORE_LEDGER_SCAN_MAX);
+    check_scan(l, models, N + 2, "withdrawal.pay", 1000);
+    check_scan(l, models, N + 2, "vip", 7);
+
+    /* after_id boundaries. */
+    int k = 1234;
+    while (models[k].refused)
+        k++;
+    GPtrArray *page = scan(l, "", models[k].transfer_id - 1, 1);
+    g_assert_cmpuint(page->len, ==, 1);
+    g_assert_cmpstr(((encore_ledger_record *)g_ptr_array_index(page, 0))->request_id, ==,
+                    models[k].id);
+    g_ptr_array_unref(page);
+    page = scan(l, "", models[k].transfer_id, 1);
+    int k2 = k + 1;
+    while (models[k2].refused)
+        k2++;
+    g_assert_cmpstr(((encore_ledger_record *)g_ptr_array_index(page, 0))->request_id, ==,
+                    models[k2].id);
+    g_ptr_array_unref(page);
+    page = scan(l, "", -5, 2);
+    g_assert_cmpuint(page->len, ==, 2);
+    g_assert_cmpstr(((encore_ledger_record *)g_ptr_array_index(page, 0))->request_id, ==, "seed-0");
+    g_ptr_array_unref(page);
+    int last = N + 1;
+    while (models[last].refused)
+        last--;
+    page = scan(l, "", models[last].transfer_id, ENCORE_LEDGER_SCAN_MAX);
+    g_assert_cmpuint(page->len, ==, 0);
+    g_ptr_array_unref(page);
+    page = scan(l, "", models[last].transfer_id - 1, ENCORE_LEDGER_SCAN_MAX);
+    g_assert_cmpuint(page->len, ==, 1);
+    g_ptr_array_unref(page);
+    page = scan(l, "", INT64_MAX, 10);
+    g_assert_cmpuint(page->len, ==, 0);
+    g_ptr_array_unref(page);
+    /* A 32-character prefix is well-formed (and matches nothing here). */
+    page = scan(l, "abcdefghijklmnopqrstuvwxyz-._012", 0, 10);
+    g_assert_cmpuint(page->len, ==, 0);
+    g_ptr_array_unref(page);
+
+    /* Arguments refused. */
+    expect_scan_error(l, "", 0, ENCORE_LEDGER_ERROR_CONFIG);
+    expect_scan_error(l, "", ENCORE_LEDGER_SCAN_MAX + 1, ENCORE_LEDGER_ERROR_CONFIG);
+    expect_scan_error(l, "Gift", 10, ENCORE_LEDGER_ERROR_INVALID);
+    expect_scan_error(l, "gift%", 10, ENCORE_LEDGER_ERROR_INVALID);
+    expect_scan_error(l, "gift'", 10, ENCORE_LEDGER_ERROR_INVALID);
+    expect_scan_error(l, "abcdefghijklmnopqrstuvwxyz-._0123", 10, ENCORE_LEDGER_ERROR_INVALID);
+
+    /* What the scan returns adds up to the balances. */
+    GHashTable *sums = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    int64_t after = 0;
+    for (;;) {
+        page = scan(l, "", after, 500);
+        for (guint i = 0; i < page->len; i++) {
+            const encore_ledger_record *rec = g_ptr_array_index(page, i);
+            for (size_t j = 0; j < rec->n_legs; j++) {
+                int64_t *sum = g_hash_table_lookup(sums, rec->legs[j].account);
+                if (!sum) {
+                    sum = g_new0(int64_t, 1);
+                    g_hash_table_insert(sums, g_strdup(rec->legs[j].account), sum);
+                }
+                *sum += rec->legs[j].amount;
+            }
+            after = rec->transfer_id;
+        }
+        bool end = page->len == 0;
+        g_ptr_array_unref(page);
+        if (end)
+            break;
+    }
+    GHashTableIter it;
+    gpointer key, value;
+    g_hash_table_iter_init(&it, sums);
+    while (g_hash_table_iter_next(&it, &key, &value))
+        g_assert_cmpint(balance(l, key), ==, *(int64_t *)value);
+    g_assert_cmpint(balance(l, "wallet:empty"), ==, 0);
+    g_hash_table_destroy(sums);
+    assert_audit(l, TRUE, NULL);
+    g_main_context_unref(run.ctx);
+    g_free(tickets);
+    g_free(models);
+    fx_free(f);
+}
+
+static void statement_async_wait(encore_ledger *l, const char *account, int64_t before,
+                                 unsigned limit, async_statement *a)
+{
+    a->done = false;
+    encore_ledger_statement_async(l, account, before, limit, a->ctx, on_statement, a, NULL);
+    while (!a->done)
+        g_main_context_iteration(a->ctx, TRUE);
+    g_assert_true(a->on_owner);
+}
+
+static void test_statement_async(gconstpointer kind)
+{
+    fx *f = fx_new(kind);
+    if (!f)
+        return;
+    encore_ledger *l = fx_open(f);
+    topup(l, "top-1", "wallet:fan", 100000);
+    for (int i = 0; i < 40; i++) {
+        char id[32], meta[32];
+        g_snprintf(id, sizeof(id), "g-%d", i);
+        g_snprintf(meta, sizeof(meta), "{\"n\":%d}", i);
+        encore_leg legs[] = {{"wallet:fan", -(100 + i)},
+                             {"earnings:bob", 60 + i},
+                             {"earnings:agent", 10},
+                             {"platform:revenue", 30}};
+        encore_transfer_req req = {.id = id,
+                                   .kind = i % 2 ? "gift" : "tip",
+                                   .metadata = i % 5 ? meta : NULL,
+                                   .legs = legs,
+                                   .n_legs = 4};
+        encore_transfer_result r;
+        g_assert_cmpint(encore_ledger_transfer_sync(l, &req, &r), ==, ENCORE_LEDGER_OK);
+        if (i % 7 == 0) {
+            g_snprintf(id, sizeof(id), "wd-%d", i);
+            g_assert_cmpint(move(l, id, "earnings:bob", "escrow:wd", 20, NULL), ==,
+                            ENCORE_LEDGER_OK);
+        }
+    }
+    async_statement a = {.ctx = g_main_context_new()};
+    /* Page through both ways at once: the same lines, field by field. */
+    int64_t before = 0;
+    size_t total = 0;
+    for (;;) {
+        GError *err = NULL;
+        GPtrArray *sync = encore_ledger_statement(l, "earnings:bob", before, 7, &err);
+        g_assert_no_error(err);
+        statement_async_wait(l, "earnings:bob", before, 7, &a);
+        g_assert_true(a.ok);
+        g_assert_no_error(a.error);
+        g_assert_cmpuint(a.lines->len, ==, sync->len);
+        for (guint i = 0; i < sync->len; i++) {
+            const encore_statement_line *x = g_ptr_array_index(sync, i);
+            const encore_statement_line *y = g_ptr_array_index(a.lines, i);
+            g_assert_cmpint(x->transfer_id, ==, y->transfer_id);
+            g_assert_cmpint(x->amount, ==, y->amount);
+            g_assert_cmpint(x->created_us, ==, y->created_us);
+            g_assert_cmpstr(x->request_id, ==, y->request_id);
+            g_assert_cmpstr(x->kind, ==, y->kind);
+            g_assert_cmpstr(x->metadata, ==, y->metadata);
+            if (before)
+                g_assert_cmpint(x->transfer_id, <, before);
+            before = x->transfer_id;
+        }
+        total += sync->len;
+        bool end = sync->len == 0;
+        g_ptr_array_unref(sync);
+        g_ptr_array_unref(a.lines);
+        a.lines = NULL;
+        if (end)
+            break;
+    }
+    g_assert_cmpuint(total, ==, 40 + 6);
+    /* The array is the caller's to keep once referenced: still valid after more calls. */
+    statement_async_wait(l, "earnings:agent", 0, 1000, &a);
+    GPtrArray *kept = a.lines;
+    statement_async_wait(l, "escrow:wd", 0, 1000, &a);
+    g_assert_cmpuint(kept->len, ==, 40);
+    g_assert_cmpuint(a.lines->len, ==, 6);
+    g_assert_cmpint(((encore_statement_line *)g_ptr_array_index(kept, 0))->amount, ==, 10);
+    g_ptr_array_unref(kept);
+    g_ptr_array_unref(a.lines);
+    /* Errors come on the context too. */
+    struct {
+        const char *account;
+        unsigned limit;
+        encore_ledger_error code;
+    } errors[] = {
+        {"wallet:fan", 10, ENCORE_LEDGER_ERROR_NO_STATEMENT},
+        {"platform:revenue", 10, ENCORE_LEDGER_ERROR_NO_STATEMENT},
+        {"bank:x", 10, ENCORE_LEDGER_ERROR_UNKNOWN_ACCOUNT},
+        {NULL, 10, ENCORE_LEDGER_ERROR_UNKNOWN_ACCOUNT},
+        {"earnings:bob", 0, ENCORE_LEDGER_ERROR_CONFIG},
+        {"earnings:bob", 1001, ENCORE_LEDGER_ERROR_CONFIG},
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(errors); i++) {
+        a.lines = NULL;
+        statement_async_wait(l, errors[i].account, 0, errors[i].limit, &a);
+        g_assert_false(a.ok);
+        g_assert_null(a.lines);
+        g_assert_error(a.error, ENCORE_LEDGER_ERROR, (gint)errors[i].code);
+        g_clear_error(&a.error);
+    }
+    g_main_context_unref(a.ctx);
+    fx_free(f);
+}
+
+/* Many ids in one batch and across batches, replayed, conflicting and looked up: with
+ * "sqlite-collide" every id shares its key with dozens of others. */
+static void test_many_ids(gconstpointer kind)
+{
+    fx *f = fx_new(kind);
+    if (!f)
+        return;
+    encore_ledger *l = fx_open(f);
+    topup(l, "top-0", "wallet:fan", 1000000);
+    enum { N = 200 };
+    tally t = {.ctx = g_main_context_new()};
+    for (int round = 0; round < 2; round++) {
+        /* Round 0 stores them (one batch); round 1 replays them, interleaved with conflicts. */
+        gate_arm(&f->plan);
+        submit_move(l, round ? "gate-1" : "gate-0", 1, &t);
+        gate_wait_entered(&f->plan);
+        for (int i = 0; i < N; i++) {
+            char id[32];
+            g_snprintf(id, sizeof(id), "many-%d", i);
+            submit_move(l, id, 1 + i, &t);
+        }
+        gate_release(&f->plan);
+        while (t.answered < (round + 1) * (N + 1))
+            g_main_context_iteration(t.ctx, TRUE);
+    }
+    g_assert_cmpint(t.ok, ==, 2 * (N + 1));
+    encore_ledger_stats st;
+    encore_ledger_get_stats(l, &st);
+    g_assert_cmpuint(st.transfers, ==, 1 + N + 2);
+    g_assert_cmpuint(st.replays, ==, N);
+    encore_transfer_result r;
+    for (int i = 0; i < N; i += 7) {
+        char id[32];
+        g_snprintf(id, sizeof(id), "many-%d", i);
+        g_assert_cmpint(move(l, id, "wallet:fan", "earnings:singer", 2 + i, &r), ==,
+                        ENCORE_LEDGER_IDEMPOTENCY_CONFLICT);
+        encore_ledger_record *rec = lookup(l, id);
+        g_assert_nonnull(rec);
+        g_assert_cmpstr(rec->request_id, ==, id);
+        g_assert_cmpint(rec->legs[0].amount, ==, 1 + i); /* earnings:singer */
+        encore_ledger_record_free(rec);
+        g_snprintf(id, sizeof(id), "absent-%d", i);
+        g_assert_null(lookup(l, id));
+    }
+    g_assert_cmpint(balance(l, "earnings:singer"), ==, N * (N + 1) / 2 + 2);
+    assert_audit(l, TRUE, NULL);
+    encore_ledger_close(l);
+    l = fx_open(f);
+    encore_transfer_req req;
+    encore_leg legs[2];
+    g_assert_cmpint(
+        encore_transfer_move(&req, legs, "many-3", "gift", "wallet:fan", "earnings:singer", 4), ==,
+        ENCORE_LEDGER_OK);
+    g_assert_cmpint(encore_ledger_transfer_sync(l, &req, &r), ==, ENCORE_LEDGER_OK);
+    g_assert_true(r.replayed);
+    assert_audit(l, TRUE, NULL);
+    fx_free(f);
+    g_main_context_unref(t.ctx);
+}
+
 /* ---- persistence, schema, audit ---- */
 
 static void test_reopen(gconstpointer kind)
@@ -1188,7 +2018,7 @@ static void test_open_errors(gconstpointer kind)
     g_assert_null(encore_ledger_open(&f->cfg, &err));
     g_assert_error(err, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_SCHEMA);
     g_clear_error(&err);
-    g_assert_true(testdb_exec(f->db, "UPDATE ledger_schema_version SET version = 1", &msg));
+    g_assert_true(testdb_exec(f->db, "UPDATE ledger_schema_version SET version = 2", &msg));
     f->cfg.open_existing = true;
     fx_open(f);
     fx_free(f);
@@ -1238,59 +2068,352 @@ static void test_audit_detects_corruption(gconstpointer kind)
                "SELECT id, 'earnings:bob', 0 FROM ledger_transfers WHERE request_id = 'top-1'",
                FALSE);
 
-    /* A balance that no longer matches its postings. */
+    /* A balance that no longer matches its legs. */
     expect_sql(f->db,
                "UPDATE ledger_accounts SET balance = balance + 5 WHERE name = 'wallet:alice'",
                TRUE);
-    assert_audit(l, FALSE, "account wallet:alice has balance 65 but its postings sum to 60");
+    assert_audit(l, FALSE, "account wallet:alice has balance 65 but its legs sum to 60");
     expect_sql(f->db,
                "UPDATE ledger_accounts SET balance = balance - 5 WHERE name = 'wallet:alice'",
                TRUE);
     assert_audit(l, TRUE, NULL);
 
-    /* A transfer whose legs no longer sum to zero. */
-    expect_sql(f->db, "UPDATE ledger_postings SET amount = 41 WHERE account = 'earnings:bob'",
+    /* A transfer whose legs no longer sum to zero (its statement posting no longer matches). */
+    const char *gift_legs = "[[\"earnings:bob\",40],[\"wallet:alice\",-40]]";
+    char *stored = testdb_query(f->db, "SELECT legs FROM ledger_transfers "
+                                       "WHERE request_id = 'gift-1'");
+    g_assert_cmpstr(stored, ==, gift_legs);
+    g_free(stored);
+    expect_sql(f->db,
+               "UPDATE ledger_transfers SET legs = '[[\"earnings:bob\",41],"
+               "[\"wallet:alice\",-40]]' WHERE request_id = 'gift-1'",
                TRUE);
-    assert_audit(l, FALSE, "postings summing to 1");
-    expect_sql(f->db, "UPDATE ledger_postings SET amount = 40 WHERE account = 'earnings:bob'",
-               TRUE);
-    /* A lost posting. */
+    assert_audit(l, FALSE, "(gift-1) has legs summing to 1");
+    assert_audit(l, FALSE, "on earnings:bob (40) matches no leg of an applied transfer");
+    /* Legs that are not canonical. */
+    const char *malformed[] = {
+        "[[\"earnings:bob\",40],[\"wallet:alice\",-40]",
+        "[[\"earnings:bob\",40]]",
+        "[[\"wallet:alice\",-40],[\"earnings:bob\",40]]", /* out of order (SQLite only) */
+        "[[\"earnings:bob\",40],[\"earnings:bob\",-40]]",
+        "[[\"earnings:bob\",40.0],[\"wallet:alice\",-40]]",
+        "[[\"earnings:bob\", 40],[\"wallet:alice\",-40]]",
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(malformed); i++) {
+        char *sql = g_strdup_printf("UPDATE ledger_transfers SET legs = '%s' "
+                                    "WHERE request_id = 'gift-1'",
+                                    malformed[i]);
+        expect_sql(f->db, sql, TRUE);
+        g_free(sql);
+        if (!f->db->pg || i != 2)
+            assert_audit(l, FALSE, "(gift-1) has malformed legs");
+        /* Reading it back fails rather than return wrong legs. */
+        encore_ledger_record *rec = NULL;
+        GError *err = NULL;
+        g_assert_false(encore_ledger_lookup(l, "gift-1", &rec, &err));
+        g_assert_error(err, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_STORE);
+        g_clear_error(&err);
+        g_assert_null(rec);
+    }
+    char *sql = g_strdup_printf("UPDATE ledger_transfers SET legs = '%s' "
+                                "WHERE request_id = 'gift-1'",
+                                gift_legs);
+    expect_sql(f->db, sql, TRUE);
+    g_free(sql);
+    assert_audit(l, TRUE, NULL);
+
+    /* A lost statement posting, then a stray one. */
     expect_sql(f->db, "DELETE FROM ledger_postings WHERE account = 'earnings:bob'", TRUE);
-    assert_audit(l, FALSE, "has 1 postings summing to -40");
+    assert_audit(l, FALSE, "on earnings:bob has no statement posting");
+    expect_sql(f->db,
+               "INSERT INTO ledger_postings (transfer_id, account, amount) "
+               "SELECT id, 'earnings:bob', 40 FROM ledger_transfers WHERE request_id = 'gift-1'",
+               TRUE);
+    assert_audit(l, TRUE, NULL);
+    expect_sql(f->db,
+               "INSERT INTO ledger_postings (transfer_id, account, amount) "
+               "SELECT id, 'escrow:x', 40 FROM ledger_transfers WHERE request_id = 'gift-1'",
+               TRUE);
+    assert_audit(l, FALSE, "on escrow:x (40) matches no leg of an applied transfer");
+    expect_sql(f->db, "DELETE FROM ledger_postings WHERE account = 'escrow:x'", TRUE);
+
+    /* A remembered refusal that grew legs. */
+    g_assert_cmpint(move(l, "gift-2", "wallet:alice", "earnings:bob", 1000, NULL), ==,
+                    ENCORE_LEDGER_INSUFFICIENT_FUNDS);
+    assert_audit(l, TRUE, "1 refused");
+    expect_sql(f->db,
+               "UPDATE ledger_transfers SET legs = '[[\"earnings:bob\",1000],"
+               "[\"wallet:alice\",-1000]]' WHERE request_id = 'gift-2'",
+               TRUE);
+    assert_audit(l, FALSE, "refused request");
+    expect_sql(f->db, "UPDATE ledger_transfers SET legs = NULL WHERE request_id = 'gift-2'", TRUE);
+
+    if (!f->db->pg) {
+        /* SQLite finds requests by key: a row moved off its run of keys is out of reach. */
+        char *key = testdb_query(f->db, "SELECT request_key FROM ledger_transfers "
+                                        "WHERE request_id = 'gift-1'");
+        g_assert_nonnull(key);
+        expect_sql(f->db,
+                   "UPDATE ledger_transfers SET request_key = 4611686018427387904 "
+                   "WHERE request_id = 'gift-1'",
+                   TRUE);
+        assert_audit(l, FALSE, "request gift-1 (transfer ");
+        assert_audit(l, FALSE, "is stored at key 4611686018427387904, out of a lookup's reach");
+        g_assert_null(lookup(l, "gift-1"));
+        char *restore = g_strdup_printf("UPDATE ledger_transfers SET request_key = %s "
+                                        "WHERE request_id = 'gift-1'",
+                                        key);
+        expect_sql(f->db, restore, TRUE);
+        g_free(restore);
+        g_free(key);
+        assert_audit(l, TRUE, NULL);
+        encore_ledger_record *rec = lookup(l, "gift-1");
+        g_assert_nonnull(rec);
+        encore_ledger_record_free(rec);
+        /* The same id stored twice. */
+        expect_sql(f->db,
+                   "INSERT INTO ledger_transfers (request_key, request_id, request_hash, status, "
+                   "kind, created_at) SELECT 4611686018427387905, request_id, request_hash, 1, "
+                   "kind, created_at FROM ledger_transfers WHERE request_id = 'gift-1'",
+                   TRUE);
+        assert_audit(l, FALSE, "request id gift-1 is stored 2 times");
+        expect_sql(f->db, "DELETE FROM ledger_transfers WHERE request_key = 4611686018427387905",
+                   TRUE);
+        assert_audit(l, TRUE, NULL);
+    }
+
+    /* A leg naming an account that has no row. */
+    expect_sql(f->db, "DELETE FROM ledger_accounts WHERE name = 'earnings:bob'", TRUE);
+    assert_audit(l, FALSE, "names earnings:bob, which has no account");
     fx_free(f);
 }
 
-static void add(const char *name, GTestDataFunc fn)
+/* Schema version 1 as it was created (a frozen fixture: the migration to version 2 must keep
+ * working on it). */
+static const char v1_sqlite[] =
+    "CREATE TABLE ledger_schema_version (version INTEGER NOT NULL);"
+    "INSERT INTO ledger_schema_version VALUES (1);"
+    "CREATE TABLE ledger_accounts (name TEXT PRIMARY KEY, balance INTEGER NOT NULL DEFAULT 0,"
+    "  allow_negative INTEGER NOT NULL DEFAULT 0 CHECK (allow_negative IN (0, 1)),"
+    "  created_at INTEGER NOT NULL, CHECK (typeof(balance) = 'integer'),"
+    "  CHECK (allow_negative = 1 OR balance >= 0),"
+    "  CHECK (allow_negative = 0 OR name LIKE 'external:%')) WITHOUT ROWID;"
+    "CREATE TABLE ledger_transfers (id INTEGER PRIMARY KEY, request_id TEXT NOT NULL UNIQUE,"
+    "  request_hash BLOB NOT NULL CHECK (length(request_hash) = 32),"
+    "  status INTEGER NOT NULL CHECK (status IN (0, 1)), kind TEXT NOT NULL, metadata TEXT,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE ledger_postings ("
+    "  transfer_id INTEGER NOT NULL REFERENCES ledger_transfers(id),"
+    "  account TEXT NOT NULL REFERENCES ledger_accounts(name) DEFERRABLE INITIALLY DEFERRED,"
+    "  amount INTEGER NOT NULL CHECK (typeof(amount) = 'integer' AND amount <> 0),"
+    "  PRIMARY KEY (transfer_id, account)) WITHOUT ROWID;"
+    "CREATE INDEX ledger_postings_statements ON ledger_postings(account, transfer_id) "
+    "WHERE account < 'platform:';";
+
+static const char v1_pg[] =
+    "CREATE TABLE ledger_schema_version (version int NOT NULL);"
+    "INSERT INTO ledger_schema_version VALUES (1);"
+    "CREATE TABLE ledger_accounts (name text PRIMARY KEY, balance bigint NOT NULL DEFAULT 0,"
+    "  allow_negative boolean NOT NULL DEFAULT false, created_at bigint NOT NULL,"
+    "  CONSTRAINT ledger_accounts_non_negative CHECK (allow_negative OR balance >= 0),"
+    "  CONSTRAINT ledger_accounts_negative_only_external"
+    "    CHECK (NOT allow_negative OR name LIKE 'external:%'));"
+    "CREATE TABLE ledger_transfers (id bigserial PRIMARY KEY, request_id text NOT NULL UNIQUE,"
+    "  request_hash bytea NOT NULL CHECK (length(request_hash) = 32),"
+    "  status smallint NOT NULL CHECK (status IN (0, 1)), kind text NOT NULL, metadata text,"
+    "  created_at bigint NOT NULL);"
+    "CREATE TABLE ledger_postings (transfer_id bigint NOT NULL, account text NOT NULL,"
+    "  amount bigint NOT NULL CHECK (amount <> 0), PRIMARY KEY (transfer_id, account));"
+    "CREATE INDEX ledger_postings_statements ON ledger_postings(account, transfer_id) "
+    "WHERE account < 'platform:';"
+    /* Stands for version 1's batch function (same signature), which the migration replaces. */
+    "CREATE FUNCTION ledger_apply_batch(text[], text[], text[], text[], text[], bigint, text)"
+    "  RETURNS int LANGUAGE sql AS 'SELECT 1';";
+
+#define V1_CREATED INT64_C(1700000000000000)
+
+/* Appends the version 1 rows of one stored request (its postings when applied). */
+static void v1_request(GString *sql, bool pg, int64_t id, const char *request_id, const char *kind,
+                       const char *metadata, const encore_leg *legs, size_t n_legs, bool refused)
 {
-    const char *kinds[] = {"sqlite", "postgresql"};
-    for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++) {
+    encore_transfer_req req = {
+        .id = request_id, .kind = kind, .metadata = metadata, .legs = legs, .n_legs = n_legs};
+    encore_store_item item;
+    const char *detail = NULL;
+    g_assert_cmpint(encore_store_item_init(&item, &req, &detail), ==, ENCORE_LEDGER_OK);
+    g_string_append_printf(sql,
+                           "INSERT INTO ledger_transfers (id, request_id, request_hash, status, "
+                           "kind, metadata, created_at) VALUES (%" G_GINT64_FORMAT ", '%s', ",
+                           id, request_id);
+    if (pg)
+        g_string_append_printf(sql, "decode('%s', 'hex')", item.hash_hex);
+    else
+        g_string_append_printf(sql, "X'%s'", item.hash_hex);
+    g_string_append_printf(sql, ", %d, '%s', ", refused ? 1 : 0, kind);
+    if (item.metadata)
+        g_string_append_printf(sql, "'%s'", item.metadata);
+    else
+        g_string_append(sql, "NULL");
+    g_string_append_printf(sql, ", %" G_GINT64_FORMAT ");", V1_CREATED + id);
+    for (size_t i = 0; i < n_legs && !refused; i++)
+        g_string_append_printf(sql,
+                               "INSERT INTO ledger_postings (transfer_id, account, amount) "
+                               "VALUES (%" G_GINT64_FORMAT ", '%s', %" G_GINT64_FORMAT ");",
+                               id, legs[i].account, legs[i].amount);
+    encore_store_item_clear(&item);
+}
+
+static void test_migrate_v1(gconstpointer kind)
+{
+    fx *f = fx_new(kind);
+    if (!f)
+        return;
+    bool pg = f->db->pg;
+    GString *sql = g_string_new(pg ? v1_pg : v1_sqlite);
+    const encore_leg top[] = {{"external:topups", -1000}, {"wallet:alice", 1000}};
+    const encore_leg gift[] = {{"wallet:alice", -300},
+                               {"earnings:bob", 150},
+                               {"earnings:agent-1", 60},
+                               {"platform:revenue", 90}};
+    const encore_leg spend[] = {{"wallet:alice", -5000}, {"platform:revenue", 5000}};
+    const encore_leg hold[] = {{"earnings:bob", -100}, {"escrow:wd-1", 100}};
+    v1_request(sql, pg, 1, "top-1", "topup", NULL, top, 2, false);
+    v1_request(sql, pg, 2, "gift:alice:1", "gift", "{\"gift\": \"rose\", \"count\": 1}", gift, 4,
+               false);
+    v1_request(sql, pg, 3, "spend-big", "test", NULL, spend, 2, true);
+    v1_request(sql, pg, 4, "wd-1", "withdrawal.hold", NULL, hold, 2, false);
+    const struct {
+        const char *name;
+        int64_t balance;
+    } accounts[] = {{"external:topups", -1000}, {"wallet:alice", 700},    {"earnings:bob", 50},
+                    {"earnings:agent-1", 60},   {"platform:revenue", 90}, {"escrow:wd-1", 100}};
+    for (size_t i = 0; i < G_N_ELEMENTS(accounts); i++) {
+        bool neg = accounts[i].balance < 0;
+        g_string_append_printf(sql,
+                               "INSERT INTO ledger_accounts (name, balance, allow_negative, "
+                               "created_at) VALUES ('%s', %" G_GINT64_FORMAT ", %s, 1);",
+                               accounts[i].name, accounts[i].balance,
+                               pg ? (neg ? "true" : "false") : (neg ? "1" : "0"));
+    }
+    if (pg)
+        g_string_append(sql, "SELECT setval('ledger_transfers_id_seq', 4);");
+    expect_sql(f->db, sql->str, TRUE);
+    g_string_free(sql, TRUE);
+
+    /* Opening migrates. */
+    encore_ledger *l = fx_open(f);
+    char *version = testdb_query(f->db, "SELECT max(version) FROM ledger_schema_version");
+    g_assert_cmpstr(version, ==, "2");
+    g_free(version);
+    char *rows = testdb_query(f->db, "SELECT count(*) FROM ledger_postings");
+    g_assert_cmpstr(rows, ==, "5"); /* external:topups, earnings:bob x2, earnings:agent-1, escrow */
+    g_free(rows);
+    assert_audit(l, TRUE, "3 transfers applied, 1 refused, 8 legs, 5 statement postings");
+
+    encore_ledger_record *rec = lookup(l, "gift:alice:1");
+    g_assert_cmpint(rec->transfer_id, ==, 2);
+    g_assert_cmpint(rec->created_us, ==, V1_CREATED + 2);
+    g_assert_cmpstr(rec->metadata, ==, "{\"count\":1,\"gift\":\"rose\"}");
+    const encore_leg gift_sorted[] = {{"earnings:agent-1", 60},
+                                      {"earnings:bob", 150},
+                                      {"platform:revenue", 90},
+                                      {"wallet:alice", -300}};
+    assert_legs(rec, gift_sorted, 4);
+    encore_ledger_record_free(rec);
+    rec = lookup(l, "spend-big");
+    g_assert_cmpint(rec->status, ==, ENCORE_LEDGER_INSUFFICIENT_FUNDS);
+    assert_legs(rec, NULL, 0);
+    encore_ledger_record_free(rec);
+    GPtrArray *page = scan(l, "", 0, 100);
+    g_assert_cmpuint(page->len, ==, 3);
+    const char *ids[] = {"top-1", "gift:alice:1", "wd-1"};
+    for (guint i = 0; i < page->len; i++)
+        g_assert_cmpstr(((encore_ledger_record *)g_ptr_array_index(page, i))->request_id, ==,
+                        ids[i]);
+    g_ptr_array_unref(page);
+    GError *err = NULL;
+    GPtrArray *lines = encore_ledger_statement(l, "earnings:bob", 0, 10, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(lines->len, ==, 2);
+    g_assert_cmpint(((encore_statement_line *)g_ptr_array_index(lines, 0))->amount, ==, -100);
+    g_assert_cmpint(((encore_statement_line *)g_ptr_array_index(lines, 1))->amount, ==, 150);
+    g_ptr_array_unref(lines);
+
+    /* Old requests replay from their rows (same hash), new ones go on after them. */
+    encore_transfer_req req = {.id = "gift:alice:1",
+                               .kind = "gift",
+                               .metadata = "{\"count\":1,\"gift\":\"rose\"}",
+                               .legs = gift,
+                               .n_legs = 4};
+    encore_transfer_result r;
+    g_assert_cmpint(encore_ledger_transfer_sync(l, &req, &r), ==, ENCORE_LEDGER_OK);
+    g_assert_true(r.replayed);
+    g_assert_cmpint(r.transfer_id, ==, 2);
+    g_assert_cmpint(move(l, "spend-big", "wallet:alice", "platform:revenue", 5000, &r), ==,
+                    ENCORE_LEDGER_INSUFFICIENT_FUNDS);
+    g_assert_true(r.replayed);
+    g_assert_cmpint(move(l, "gift:alice:2", "wallet:alice", "earnings:bob", 700, &r), ==,
+                    ENCORE_LEDGER_OK);
+    g_assert_cmpint(r.transfer_id, >, 4);
+    g_assert_cmpint(balance(l, "earnings:bob"), ==, 750);
+    assert_audit(l, TRUE, "4 transfers applied");
+    /* Reopening does not migrate again. */
+    encore_ledger_close(l);
+    l = fx_open(f);
+    assert_audit(l, TRUE, "4 transfers applied");
+    fx_free(f);
+}
+
+static void add_kinds(const char *name, GTestDataFunc fn, const char *const *kinds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
         char *path = g_strdup_printf("/ledger/%s/%s", kinds[i], name);
         g_test_add_data_func(path, kinds[i], fn);
         g_free(path);
     }
 }
 
+/* On SQLite and PostgreSQL. */
+static void add(const char *name, GTestDataFunc fn)
+{
+    static const char *const kinds[] = {"sqlite", "postgresql"};
+    add_kinds(name, fn, kinds, G_N_ELEMENTS(kinds));
+}
+
+/* Also on SQLite with request keys that collide (every id shares its key with others). */
+static void add_keyed(const char *name, GTestDataFunc fn)
+{
+    static const char *const kinds[] = {"sqlite", "postgresql", "sqlite-collide"};
+    add_kinds(name, fn, kinds, G_N_ELEMENTS(kinds));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    add("exact-balances", test_exact_balances);
-    add("insufficient-funds", test_insufficient_funds);
-    add("idempotency", test_idempotency);
+    add_keyed("exact-balances", test_exact_balances);
+    add_keyed("insufficient-funds", test_insufficient_funds);
+    add_keyed("idempotency", test_idempotency);
     add("bad-requests", test_bad_requests);
     add("parallel-affordable", test_parallel_affordable);
-    add("parallel-same-id", test_parallel_same_id);
+    add_keyed("parallel-same-id", test_parallel_same_id);
     add("group-commit", test_group_commit);
     add("overloaded", test_overloaded);
-    add("one-batch-order", test_one_batch_order);
+    add_keyed("one-batch-order", test_one_batch_order);
     add("threads-and-contexts", test_threads_and_contexts);
     add("destroy-notify", test_destroy_notify);
-    add("transient-faults", test_transient_faults);
+    add_keyed("transient-faults", test_transient_faults);
     add("retries-exhausted", test_retries_exhausted);
     add("fatal-isolated", test_fatal_isolated);
     add("balance-overflow", test_balance_overflow);
     add("statements", test_statements);
-    add("reopen", test_reopen);
+    add_keyed("lookup", test_lookup);
+    add_keyed("many-ids", test_many_ids);
+    add("scan", test_scan);
+    add("statement-async", test_statement_async);
+    g_test_add_func("/ledger/legs-text", test_legs_text);
+    add_keyed("reopen", test_reopen);
     add("open-errors", test_open_errors);
-    add("audit-detects-corruption", test_audit_detects_corruption);
+    add_keyed("audit-detects-corruption", test_audit_detects_corruption);
+    add_keyed("migrate-v1", test_migrate_v1);
     return g_test_run();
 }
