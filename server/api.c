@@ -1,8 +1,15 @@
-/* Request handlers: turn validated websocket messages into calls on the rooms. Main thread only;
- * validation of types and ranges happens in signaling/ from the schemas below. */
+/* The request tables: the rooms' websocket requests (here), the access and money modules' own
+ * routes, and the HTTP routes, installed together on the websocket server. Main thread only;
+ * validation of types and ranges happens in signaling/ from the schemas. */
 #include "config.h"
 
 #include "server/api.h"
+
+#include "server/accounts/roles.h"
+#include "server/auth.h"
+#include "server/economy/catalog.h"
+#include "server/money.h"
+#include "server/payments.h"
 
 #include <string.h>
 
@@ -54,40 +61,62 @@ static encore_member *member(encore_ws_conn *c)
     return encore_ws_conn_get_data(c);
 }
 
+static encore_rooms *rooms_of(void *ud)
+{
+    return ((encore_server *)ud)->rooms;
+}
+
+/* The role's permission, checked by the server whatever the page shows. */
+static bool may(encore_ws_conn *c, json_t *id, encore_perm perm)
+{
+    if (encore_roles_may((encore_role)encore_member_role(member(c)), perm))
+        return true;
+    encore_ws_error(c, id, "forbidden", NULL, "the %s role may not %s",
+                    encore_roles_name((encore_role)encore_member_role(member(c))),
+                    perm == ENCORE_PERM_PUBLISH ? "sing" : encore_roles_perm_name(perm));
+    return false;
+}
+
 static void h_join(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 {
-    encore_rooms_join(ud, member(c), id, json_string_value(json_object_get(msg, "room")),
+    encore_rooms_join(rooms_of(ud), member(c), id, json_string_value(json_object_get(msg, "room")),
                       json_string_value(json_object_get(msg, "name")));
 }
 
 static void h_leave(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 {
-    encore_rooms_leave(ud, member(c), id);
+    encore_rooms_leave(rooms_of(ud), member(c), id);
 }
 
 static void h_queue_join(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 {
-    encore_rooms_queue_join(ud, member(c), id);
+    if (!may(c, id, ENCORE_PERM_PUBLISH))
+        return;
+    encore_rooms_queue_join(rooms_of(ud), member(c), id);
 }
 
 static void h_queue_leave(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 {
-    encore_rooms_queue_leave(ud, member(c), id);
+    encore_rooms_queue_leave(rooms_of(ud), member(c), id);
 }
 
 static void h_queue_advance(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 {
-    encore_rooms_queue_advance(ud, member(c), id);
+    encore_rooms_queue_advance(rooms_of(ud), member(c), id);
 }
 
 static void h_publish(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 {
-    encore_rooms_offer(ud, member(c), id, true, json_string_value(json_object_get(msg, "sdp")));
+    if (!may(c, id, ENCORE_PERM_PUBLISH))
+        return;
+    encore_rooms_offer(rooms_of(ud), member(c), id, true,
+                       json_string_value(json_object_get(msg, "sdp")));
 }
 
 static void h_subscribe(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 {
-    encore_rooms_offer(ud, member(c), id, false, json_string_value(json_object_get(msg, "sdp")));
+    encore_rooms_offer(rooms_of(ud), member(c), id, false,
+                       json_string_value(json_object_get(msg, "sdp")));
 }
 
 static void h_candidate(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
@@ -99,7 +128,7 @@ static void h_candidate(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
                         "field 'pc' must be 'publish' or 'subscribe'");
         return;
     }
-    encore_rooms_candidate(ud, member(c), id, publish,
+    encore_rooms_candidate(rooms_of(ud), member(c), id, publish,
                            json_string_value(json_object_get(msg, "candidate")));
 }
 
@@ -123,17 +152,52 @@ static const encore_ws_route routes[] = {
 
 static void on_open(encore_ws_conn *c, void *ud)
 {
-    encore_ws_conn_set_data(c, encore_rooms_connect(ud, c));
+    encore_ws_conn_set_data(c, encore_rooms_connect(rooms_of(ud), c));
 }
 
 static void on_close(encore_ws_conn *c, void *ud)
 {
-    encore_rooms_disconnect(ud, member(c));
+    encore_server *srv = ud;
+    encore_member *m = member(c);
+    if (srv->money)
+        encore_money_disconnect(srv->money, m);
+    if (srv->auth)
+        encore_auth_disconnect(srv->auth, c);
+    encore_rooms_disconnect(srv->rooms, m);
     encore_ws_conn_set_data(c, NULL);
 }
 
-void encore_api_register(encore_ws *ws, encore_rooms *rooms)
+static void h_catalog(encore_ws_http *req, void *ud)
 {
-    encore_ws_set_routes(ws, routes, G_N_ELEMENTS(routes), rooms);
-    encore_ws_set_conn_callbacks(ws, on_open, on_close, rooms);
+    encore_server *srv = ud;
+    char *json = encore_catalog_to_json(srv->catalog);
+    encore_ws_http_respond(req, 200, "application/json", json, strlen(json));
+    g_free(json);
+}
+
+static const encore_ws_http_route http_routes[] = {
+    {"GET", "/api/catalog", h_catalog, 0},
+};
+
+/* Appends n routes of type T to a growing array. */
+#define ADD(arr, table, n) g_array_append_vals(arr, table, n)
+
+void encore_api_register(encore_server *srv)
+{
+    GArray *ws = g_array_new(FALSE, FALSE, sizeof(encore_ws_route));
+    ADD(ws, routes, G_N_ELEMENTS(routes));
+    ADD(ws, encore_auth_routes, encore_auth_n_routes);
+    ADD(ws, encore_money_routes, encore_money_n_routes);
+    encore_ws_set_routes(srv->ws, (const encore_ws_route *)ws->data, ws->len, srv);
+    g_array_free(ws, TRUE);
+
+    GArray *http = g_array_new(FALSE, FALSE, sizeof(encore_ws_http_route));
+    ADD(http, http_routes, G_N_ELEMENTS(http_routes));
+    ADD(http, encore_auth_http_routes, encore_auth_n_http_routes);
+    ADD(http, encore_payments_http_routes, encore_payments_n_http_routes);
+    encore_ws_set_http_routes(srv->ws, (const encore_ws_http_route *)http->data, http->len, srv);
+    g_array_free(http, TRUE);
+
+    encore_ws_set_conn_callbacks(srv->ws, on_open, on_close, srv);
+    encore_auth_attach(srv->auth, srv->ws);
 }

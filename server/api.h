@@ -3,10 +3,10 @@
 #ifndef ENCORE_SERVER_API_H
 #define ENCORE_SERVER_API_H
 
-#include "server/rooms.h"
-#include "signaling/ws.h"
+#include "server/server.h"
 
-/* Registers every route and the connection callbacks of `ws` against `rooms`. */
-void encore_api_register(encore_ws *ws, encore_rooms *rooms);
+/* Installs every websocket and HTTP route, the connection callbacks, the origin check and the
+ * auth gate on srv->ws; handlers get srv as user_data. */
+void encore_api_register(encore_server *srv);
 
 #endif

@@ -74,6 +74,42 @@ static void set_defaults(encore_config *c)
     c->rate_burst = 100;
     c->max_conns_per_addr = 32;
     c->max_conns = 10000;
+    c->token_ttl_s = 3600;
+    c->allow_missing_origin = TRUE;
+    c->auth_timeout_ms = 10000;
+    c->password_memory_kib = 65536;
+    c->password_passes = 3;
+    c->sandbox = FALSE;
+    c->file = g_key_file_new();
+}
+
+/* Paths under data_dir for whatever the file and the options left unset. */
+static void derive_defaults(encore_config *c)
+{
+    if (!c->users_store)
+        c->users_store = g_strdup_printf("sqlite:%s/users.db", c->data_dir);
+    if (!c->ledger_backend)
+        c->ledger_backend = g_strdup_printf("sqlite:%s/ledger.db", c->data_dir);
+    if (!c->token_secret_file)
+        c->token_secret_file = g_build_filename(c->data_dir, "token.key", NULL);
+    if (!c->sandbox_secret_file)
+        c->sandbox_secret_file = g_build_filename(c->data_dir, "sandbox.key", NULL);
+}
+
+static gboolean key_bool(GKeyFile *kf, const char *group, const char *key, gboolean *out,
+                         GError **error)
+{
+    if (!g_key_file_has_key(kf, group, key, NULL))
+        return TRUE;
+    GError *e = NULL;
+    gboolean v = g_key_file_get_boolean(kf, group, key, &e);
+    if (e) {
+        g_set_error(error, CONFIG_ERROR, 1, "[%s] %s must be true or false", group, key);
+        g_clear_error(&e);
+        return FALSE;
+    }
+    *out = v;
+    return TRUE;
 }
 
 static void replace_str(char **dst, char *value)
@@ -142,7 +178,7 @@ static gboolean key_double(GKeyFile *kf, const char *group, const char *key, dou
 
 static gboolean load_file(encore_config *c, const char *path, GError **error)
 {
-    GKeyFile *kf = g_key_file_new();
+    GKeyFile *kf = c->file;
     gboolean ok = FALSE;
     if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, error))
         goto out;
@@ -183,12 +219,33 @@ static gboolean load_file(encore_config *c, const char *path, GError **error)
         !key_double(kf, "limits", "rate", 0.1, 1e6, &c->rate_per_sec, error) ||
         !key_double(kf, "limits", "burst", 1, 1e6, &c->rate_burst, error) ||
         !key_int(kf, "limits", "conns_per_addr", 1, 1000000, &c->max_conns_per_addr, error) ||
-        !key_int(kf, "limits", "max_conns", 1, 10000000, &c->max_conns, error))
+        !key_int(kf, "limits", "max_conns", 1, 10000000, &c->max_conns, error) ||
+        !key_int(kf, "accounts", "token_ttl", 60, 86400, &c->token_ttl_s, error) ||
+        !key_bool(kf, "accounts", "allow_missing_origin", &c->allow_missing_origin, error) ||
+        !key_int(kf, "accounts", "auth_timeout", 1000, 600000, &c->auth_timeout_ms, error) ||
+        !key_int(kf, "accounts", "password_memory", 8, 4 << 20, &c->password_memory_kib, error) ||
+        !key_int(kf, "accounts", "password_passes", 1, 64, &c->password_passes, error) ||
+        !key_bool(kf, "payments", "sandbox", &c->sandbox, error))
         goto out;
     c->opus_bitrate = (uint32_t)bitrate;
+    if ((s = g_key_file_get_string(kf, "accounts", "users", NULL)))
+        replace_str(&c->users_store, s);
+    if ((s = g_key_file_get_string(kf, "accounts", "token_secret_file", NULL)))
+        replace_str(&c->token_secret_file, s);
+    if ((s = g_key_file_get_string(kf, "ledger", "backend", NULL)))
+        replace_str(&c->ledger_backend, s);
+    if ((s = g_key_file_get_string(kf, "payments", "sandbox_secret_file", NULL)))
+        replace_str(&c->sandbox_secret_file, s);
+    g_key_file_set_list_separator(kf, ','); /* the only list key; documented comma-separated */
+    if (g_key_file_has_key(kf, "accounts", "allowed_origins", NULL)) {
+        g_strfreev(c->allowed_origins);
+        c->allowed_origins =
+            g_key_file_get_string_list(kf, "accounts", "allowed_origins", NULL, NULL);
+        for (char **o = c->allowed_origins; o && *o; o++)
+            g_strstrip(*o);
+    }
     ok = TRUE;
 out:
-    g_key_file_free(kf);
     return ok;
 }
 
@@ -237,6 +294,7 @@ gboolean encore_config_load(encore_config *c, int *argc, char ***argv, GError **
         goto out;
     if (workers >= 0)
         c->workers = workers;
+    derive_defaults(c);
     ok = TRUE;
 out:
     g_free(config_file);
@@ -254,5 +312,12 @@ void encore_config_clear(encore_config *c)
     g_free(c->web_root);
     g_free(c->data_dir);
     g_strfreev(c->media_ips);
+    g_free(c->users_store);
+    g_free(c->token_secret_file);
+    g_strfreev(c->allowed_origins);
+    g_free(c->ledger_backend);
+    g_free(c->sandbox_secret_file);
+    if (c->file)
+        g_key_file_free(c->file);
     memset(c, 0, sizeof *c);
 }

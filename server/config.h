@@ -28,6 +28,23 @@ typedef struct {
     double rate_burst;      /* burst = 100 */
     int max_conns_per_addr; /* conns_per_addr = 32 */
     int max_conns;          /* max_conns = 10000 */
+    /* [accounts] */
+    char *users_store;             /* users = sqlite:<data_dir>/users.db */
+    char *token_secret_file;       /* token_secret_file = <data_dir>/token.key (made if missing) */
+    int token_ttl_s;               /* token_ttl = 3600 */
+    char **allowed_origins;        /* allowed_origins = (none: only the server's own origin) */
+    gboolean allow_missing_origin; /* allow_missing_origin = true (non-browser clients) */
+    int auth_timeout_ms;           /* auth_timeout = 10000 */
+    int password_memory_kib;       /* password_memory = 65536 (Argon2id m, KiB) */
+    int password_passes;           /* password_passes = 3 (Argon2id t) */
+    /* [ledger] */
+    char *ledger_backend; /* backend = sqlite:<data_dir>/ledger.db */
+    /* [payments] */
+    gboolean sandbox;          /* sandbox = false (a demo provider: docs/encored.dev.ini) */
+    char *sandbox_secret_file; /* sandbox_secret_file = <data_dir>/sandbox.key (made if missing) */
+    /* The whole file as loaded (empty without --config): [economy], [gift.*], [vip.*] (the
+     * catalog) and [provider.NAME] (webhook secrets) are read from it by their owners. */
+    GKeyFile *file;
 } encore_config;
 
 /* Fills `cfg` with the defaults, then the file named by --config (if any), then the other

@@ -11,15 +11,23 @@
 #include <sys/resource.h>
 
 #include "media/media.h"
+#include "server/accounts/users.h"
 #include "server/api.h"
+#include "server/auth.h"
 #include "server/config.h"
+#include "server/economy/catalog.h"
+#include "server/economy/ledger.h"
+#include "server/money.h"
+#include "server/payments.h"
 #include "server/rooms.h"
+#include "server/server.h"
 #include "signaling/metrics.h"
 #include "signaling/ws.h"
 
 typedef struct {
     encore_media *media;
     encore_rooms *rooms;
+    encore_server srv;
 } app;
 
 static gboolean on_signal(gpointer data)
@@ -111,6 +119,76 @@ static void collect(GString *out, void *user_data)
                            "# TYPE encore_listeners gauge\nencore_listeners %u\n",
                            encore_rooms_count(a->rooms), encore_rooms_members(a->rooms),
                            encore_rooms_listeners(a->rooms));
+    if (a->srv.payments)
+        encore_payments_collect(a->srv.payments, out);
+    if (a->srv.money)
+        encore_money_collect(a->srv.money, out);
+    if (a->srv.ledger) {
+        encore_ledger_stats ls;
+        encore_ledger_get_stats(a->srv.ledger, &ls);
+        g_string_append_printf(out,
+                               "# HELP encore_ledger_requests_total Ledger requests answered.\n"
+                               "# TYPE encore_ledger_requests_total counter\n"
+                               "encore_ledger_requests_total %" G_GUINT64_FORMAT "\n"
+                               "# HELP encore_ledger_batches_total Ledger transactions.\n"
+                               "# TYPE encore_ledger_batches_total counter\n"
+                               "encore_ledger_batches_total %" G_GUINT64_FORMAT "\n"
+                               "# HELP encore_ledger_store_errors_total Requests answered with a "
+                               "store error.\n"
+                               "# TYPE encore_ledger_store_errors_total counter\n"
+                               "encore_ledger_store_errors_total %" G_GUINT64_FORMAT "\n",
+                               ls.requests, ls.batches, ls.store_errors);
+    }
+}
+
+/* The money side: users store, ledger, catalog, access, top-ups and the money requests. */
+static gboolean open_economy(encore_server *srv, const encore_config *cfg, GError **error)
+{
+    encore_users_config ucfg = {
+        .backend = cfg->users_store,
+        .password = {.m_kib = (uint32_t)cfg->password_memory_kib,
+                     .t = (uint32_t)cfg->password_passes,
+                     .p = 1},
+    };
+    ucfg.allow_weak_password_params = !encore_password_params_strong(&ucfg.password);
+    if (ucfg.allow_weak_password_params)
+        g_warning("[accounts] password_memory/password_passes are below the OWASP floor: for "
+                  "tests only");
+    if (!(srv->users = encore_users_open(&ucfg, error)))
+        return FALSE;
+    encore_ledger_config lcfg = {.backend = cfg->ledger_backend};
+    if (!(srv->ledger = encore_ledger_open(&lcfg, error)))
+        return FALSE;
+    if (!(srv->catalog = encore_catalog_load(cfg->file, error)))
+        return FALSE;
+    if (!(srv->auth = encore_auth_new(srv, error)))
+        return FALSE;
+    if (!(srv->payments = encore_payments_new(srv, error)))
+        return FALSE;
+    if (!(srv->money = encore_money_new(srv, error)))
+        return FALSE;
+    return TRUE;
+}
+
+/* After the websocket server is gone (no request can start anything new): the ledger and the
+ * users store finish what was queued, durably, and post their answers to the main context, which
+ * is not iterated again, so no answer runs against the state freed next. Nothing is lost: an
+ * acknowledgement that never reached its client is a retry with the same key after the restart,
+ * and everything derived from money is rebuilt from the ledger at start. */
+static void close_economy(encore_server *srv)
+{
+    encore_ledger_close(srv->ledger);
+    encore_users_close(srv->users);
+    encore_money_free(srv->money);
+    encore_payments_free(srv->payments);
+    encore_auth_free(srv->auth);
+    encore_catalog_free(srv->catalog);
+    srv->money = NULL;
+    srv->payments = NULL;
+    srv->auth = NULL;
+    srv->catalog = NULL;
+    srv->ledger = NULL;
+    srv->users = NULL;
 }
 
 int main(int argc, char **argv)
@@ -177,7 +255,15 @@ int main(int argc, char **argv)
                 error->message);
         goto out;
     }
-    encore_api_register(ws, a.rooms);
+    a.srv.cfg = &cfg;
+    a.srv.ctx = ctx;
+    a.srv.ws = ws;
+    a.srv.rooms = a.rooms;
+    if (!open_economy(&a.srv, &cfg, &error)) {
+        fprintf(stderr, "encored: %s\n", error->message);
+        goto out;
+    }
+    encore_api_register(&a.srv);
     encore_metrics_add_collector(encore_metrics_default(), collect, &a, NULL);
 
     g_unix_signal_add(SIGINT, on_signal, loop);
@@ -192,6 +278,7 @@ int main(int argc, char **argv)
 out:
     g_clear_error(&error);
     encore_ws_free(ws);
+    close_economy(&a.srv);
     encore_rooms_free(a.rooms);
     encore_media_free(a.media);
     if (loop)

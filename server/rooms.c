@@ -19,6 +19,8 @@ struct encore_member {
     uint64_t conn_id;
     char id[24]; /* "c<conn id>", shown to clients */
     char *name;
+    int64_t user_id; /* 0 until authenticated */
+    int role, birth_year;
     room *room;
     GList *link; /* in room->members */
     bool queued; /* in room->queue */
@@ -34,6 +36,8 @@ struct room {
     GQueue queue;   /* of encore_member*, waiting for the stage */
     encore_member *owner;
     encore_member *stage;
+    unsigned shows;     /* stage changes to a singer so far */
+    char show[128];     /* "<room>-<shows>" while someone sings, else "" */
     unsigned listeners; /* connected subscribe peers */
     encore_media_room *media;
     guint state_timer; /* a room.state push is scheduled */
@@ -41,8 +45,11 @@ struct room {
 
 struct encore_rooms {
     encore_media *media;
-    GHashTable *by_name; /* name -> room */
-    GHashTable *by_conn; /* conn id -> member */
+    GHashTable *by_name;  /* name -> room */
+    GHashTable *by_conn;  /* conn id -> member */
+    GHashTable *channels; /* room name -> owning user id (int64) */
+    encore_rooms_hooks hooks;
+    void *hooks_data;
     unsigned members;
     unsigned listeners;
 };
@@ -61,7 +68,11 @@ static const char *pc_name(bool publish)
 
 static json_t *member_json(const encore_member *m)
 {
-    return json_pack("{s:s, s:s}", "id", m->id, "name", m->name);
+    const encore_rooms *rs = m->rooms;
+    const char *badge =
+        rs->hooks.badge && m->user_id ? rs->hooks.badge(m->user_id, rs->hooks_data) : NULL;
+    return json_pack("{s:s, s:s, s:I, s:s*}", "id", m->id, "name", m->name ? m->name : "", "user",
+                     (json_int_t)m->user_id, "vip", badge);
 }
 
 /* Sends the room's state to every member: serialized once, whatever the member count. */
@@ -255,6 +266,22 @@ static void close_peer(room *r, encore_member *m, bool publish, const char *reas
     peer_gone(r, m, publish);
 }
 
+/* Records a stage change: a new show id, and the hook. */
+static void stage_changed(room *r)
+{
+    if (r->stage) {
+        /* Unique across restarts too: the start time, and a counter for two in one millisecond. */
+        r->shows++;
+        snprintf(r->show, sizeof r->show, "%s-%" G_GINT64_FORMAT "-%u", r->name,
+                 g_get_real_time() / 1000, r->shows);
+    } else {
+        r->show[0] = '\0';
+    }
+    encore_rooms *rs = r->rooms;
+    if (rs->hooks.stage_changed)
+        rs->hooks.stage_changed(rs, r->name, r->stage ? r->show : NULL, r->stage, rs->hooks_data);
+}
+
 /* Puts the next singer of the queue on stage (or nobody). */
 static void advance(room *r)
 {
@@ -267,6 +294,8 @@ static void advance(room *r)
         close_peer(r, prev, true, "left_stage"); /* the singer who stepped down stops */
     encore_media_room_set_stage(r->media, next ? peer_id(next, true) : 0);
     g_message("room %s: stage %s -> %s", r->name, prev ? prev->id : "-", next ? next->id : "-");
+    if (prev != next)
+        stage_changed(r);
 }
 
 static int queue_position(const room *r, const encore_member *m)
@@ -311,6 +340,7 @@ encore_rooms *encore_rooms_new(encore_media *media)
     rs->media = media;
     rs->by_name = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, room_free);
     rs->by_conn = g_hash_table_new(g_int64_hash, g_int64_equal);
+    rs->channels = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     return rs;
 }
 
@@ -330,6 +360,7 @@ void encore_rooms_free(encore_rooms *rs)
     }
     g_hash_table_destroy(rs->by_conn);
     g_hash_table_destroy(rs->by_name);
+    g_hash_table_destroy(rs->channels);
     g_free(rs);
 }
 
@@ -367,16 +398,22 @@ void encore_rooms_join(encore_rooms *rs, encore_member *m, json_t *id, const cha
         return;
     }
     room *r = room_get(rs, name);
-    g_free(m->name);
-    m->name = g_strdup(display);
+    if (!m->user_id || !m->name) { /* unauthenticated servers (tests of this layer) */
+        g_free(m->name);
+        m->name = g_strdup(display ? display : m->id);
+    }
     m->room = r;
     g_queue_push_tail(&r->members, m);
     m->link = r->members.tail;
-    if (!r->owner)
+    const int64_t *channel_owner = g_hash_table_lookup(rs->channels, r->name);
+    if (!r->owner || (channel_owner && m->user_id && *channel_owner == m->user_id))
         r->owner = m;
     g_message("room %s: %s (%s) joined", r->name, m->id, m->name);
-    encore_ws_reply(m->conn, id, json_pack("{s:s, s:s}", "you", m->id, "room", r->name));
+    encore_ws_reply(m->conn, id,
+                    json_pack("{s:s, s:s, s:s}", "you", m->id, "room", r->name, "name", m->name));
     push_state(r);
+    if (rs->hooks.joined)
+        rs->hooks.joined(m, rs->hooks_data);
 }
 
 static room *need_room(encore_member *m, json_t *id)
@@ -405,6 +442,7 @@ void encore_rooms_queue_join(encore_rooms *rs, encore_member *m, json_t *id)
             r->stage = m;
             encore_media_room_set_stage(r->media, peer_id(m, true));
             g_message("room %s: stage - -> %s", r->name, m->id);
+            stage_changed(r);
             pos = 0;
         } else {
             g_queue_push_tail(&r->queue, m);
@@ -483,6 +521,97 @@ void encore_rooms_candidate(encore_rooms *rs, encore_member *m, json_t *id, bool
         encore_media_room_candidate(r->media, peer_id(m, publish), candidate);
     if (id)
         encore_ws_reply(m->conn, id, NULL);
+}
+
+void encore_member_set_user(encore_member *m, int64_t user_id, const char *name, int role,
+                            int birth_year)
+{
+    m->user_id = user_id;
+    g_free(m->name);
+    m->name = g_strdup(name);
+    m->role = role;
+    m->birth_year = birth_year;
+}
+
+int64_t encore_member_user_id(const encore_member *m)
+{
+    return m->user_id;
+}
+
+const char *encore_member_name(const encore_member *m)
+{
+    return m->name;
+}
+
+int encore_member_role(const encore_member *m)
+{
+    return m->role;
+}
+
+int encore_member_birth_year(const encore_member *m)
+{
+    return m->birth_year;
+}
+
+encore_ws_conn *encore_member_conn(const encore_member *m)
+{
+    return m->conn;
+}
+
+const char *encore_member_room(const encore_member *m)
+{
+    return m->room ? m->room->name : NULL;
+}
+
+encore_member *encore_rooms_stage_of(const encore_member *m)
+{
+    return m->room ? m->room->stage : NULL;
+}
+
+const char *encore_rooms_show_of(const encore_member *m)
+{
+    return m->room && m->room->stage ? m->room->show : NULL;
+}
+
+void encore_rooms_broadcast(encore_rooms *rs, const encore_member *m, const char *text, size_t len)
+{
+    if (!m->room)
+        return;
+    for (GList *l = m->room->members.head; l; l = l->next)
+        encore_ws_send_text(((encore_member *)l->data)->conn, text, len);
+}
+
+void encore_rooms_broadcast_room(encore_rooms *rs, const char *name, const char *text, size_t len)
+{
+    room *r = g_hash_table_lookup(rs->by_name, name);
+    for (GList *l = r ? r->members.head : NULL; l; l = l->next)
+        encore_ws_send_text(((encore_member *)l->data)->conn, text, len);
+}
+
+void encore_rooms_set_channel_owner(encore_rooms *rs, const char *name, int64_t owner)
+{
+    if (owner <= 0) {
+        g_hash_table_remove(rs->channels, name);
+        return;
+    }
+    int64_t *v = g_new(int64_t, 1);
+    *v = owner;
+    g_hash_table_replace(rs->channels, g_strdup(name), v);
+    room *r = g_hash_table_lookup(rs->by_name, name);
+    for (GList *l = r ? r->members.head : NULL; l; l = l->next) {
+        encore_member *m = l->data;
+        if (m->user_id == owner && r->owner != m) {
+            r->owner = m;
+            push_state(r);
+            break;
+        }
+    }
+}
+
+void encore_rooms_set_hooks(encore_rooms *rs, const encore_rooms_hooks *hooks, void *user_data)
+{
+    rs->hooks = *hooks;
+    rs->hooks_data = user_data;
 }
 
 unsigned encore_rooms_count(const encore_rooms *rs)
