@@ -1,153 +1,31 @@
 // End-to-end test of the stage with real browsers: two Chromium singers (each capturing a tone from
 // a WAV file) and three Chromium listeners against an already-running encored at ENCORE_URL.
-// It proves that listeners hear the singer on stage, that a hand-over switches what they hear
-// without any renegotiation, that they decode stereo with little loss, and that a listener whose
-// websocket drops comes back by itself. Talks to loopback addresses only.
+// Every page signs up through its own account panel first (singers on the singer page, so they
+// get the singer role). It proves that listeners hear the singer on stage, that a hand-over
+// switches what they hear without any renegotiation, that they decode stereo with little loss, and
+// that a listener whose websocket drops comes back by itself (authenticating again). Talks to
+// loopback addresses only.
 
-import { after, before, test } from 'node:test';
+import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { BASE, Harness, hook, log, runTag, signUpOnPage, waitFor } from './lib.mjs';
 
-const BASE = process.env.ENCORE_URL || 'http://127.0.0.1:18080';
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ROOM = 'e2e-' + Math.random().toString(36).slice(2, 8);
-
-{
-    const host = new URL(BASE).hostname;
-    if (!/^127\.\d+\.\d+\.\d+$/.test(host) && host !== 'localhost' && host !== '[::1]') {
-        throw new Error(`ENCORE_URL must be a loopback address, not ${host}`);
-    }
-}
+const TAG = runTag();
+const ROOM = 'e2e-' + TAG;
 
 // The singers' tones. The right channel is 12 dB below the left so that a listener can tell a
-// stereo decode (left/right level ratio ~4) from a mono one (ratio ~1).
+// stereo decode (left/right level ratio ~4) from a mono one (ratio ~1). Account names are 3-32 of
+// [A-Za-z0-9_.-]; the tag keeps them unique on a server that has seen this test before.
 const SINGERS = [
-    { key: 'A', name: 'Ann', hz: 440 },
-    { key: 'B', name: 'Bo', hz: 660 },
+    { key: 'A', name: `ann-${TAG}`, hz: 440 },
+    { key: 'B', name: `bo-${TAG}`, hz: 660 },
 ];
 const RIGHT_GAIN = 0.25;
-const LISTENERS = ['Lia', 'Max', 'Noa'];
+const LISTENERS = [`lia-${TAG}`, `max-${TAG}`, `noa-${TAG}`];
 
-// RECIPES: headless=new in args (not Playwright's headless mode, which mutes audio), fake devices,
-// loopback candidates, no mDNS obfuscation of local addresses.
-const BASE_ARGS = [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-    '--disable-features=WebRtcHideLocalIpsWithMdns',
-    // Three listener tabs share one browser: keep the hidden ones running at full speed.
-    '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-    '--disable-backgrounding-occluded-windows',
-];
-
-const tmp = mkdtempSync(join(tmpdir(), 'encore-e2e-'));
-const browsers = [];
-const pages = {}; // name -> { page, logs: [] }
-let failed = false;
-
-function log(...args) {
-    console.error(...args);
-}
-
-function makeWav(hz) {
-    const path = join(tmp, `tone-${hz}.wav`);
-    execFileSync('sox', ['-n', '-r', '48000', '-c', '2', '-b', '16', path,
-        'synth', '60', 'sine', String(hz), 'channels', '2', 'vol', '0.5', 'remix', '1', `2v${RIGHT_GAIN}`]);
-    return path;
-}
-
-async function launch(extraArgs) {
-    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: false,
-        args: [...BASE_ARGS, ...extraArgs], timeout: 30000 });
-    browsers.push(browser);
-    return browser;
-}
-
-async function openPage(context, name, path) {
-    const page = await context.newPage();
-    const entry = { page, logs: [] };
-    const stamp = () => new Date().toISOString().slice(11, 23);
-    page.on('console', (m) => entry.logs.push(`${stamp()} ${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => entry.logs.push(`${stamp()} PAGE ERROR: ${e.stack || e.message}`));
-    page.on('requestfailed', (r) => entry.logs.push(`${stamp()} request failed: ${r.url()} ${r.failure()?.errorText}`));
-    page.on('websocket', (ws) => {
-        ws.on('framesent', (f) => entry.logs.push(`${stamp()} ws> ${String(f.payload).slice(0, 400)}`));
-        ws.on('framereceived', (f) => entry.logs.push(`${stamp()} ws< ${String(f.payload).slice(0, 400)}`));
-        ws.on('close', () => entry.logs.push(`${stamp()} ws closed`));
-    });
-    pages[name] = entry;
-    await page.goto(`${BASE}${path}`, { waitUntil: 'load' });
-    return page;
-}
-
-/** Polls `fn` (async, returns a value) until `ok(value)`; throws with the last value on timeout. */
-async function waitFor(what, fn, ok, { timeout = 20000, interval = 250 } = {}) {
-    const end = Date.now() + timeout;
-    let last;
-    let lastError;
-    while (Date.now() < end) {
-        try {
-            last = await fn();
-            lastError = undefined;
-            if (ok(last)) {
-                return last;
-            }
-        } catch (e) {
-            lastError = e;
-        }
-        await new Promise((r) => setTimeout(r, interval));
-    }
-    throw new Error(`timed out after ${timeout} ms waiting for ${what}; last value: ` +
-        JSON.stringify(last) + (lastError ? `; last error: ${lastError.message}` : ''));
-}
-
-const hook = (page, expr) => page.evaluate(expr);
-
-async function diagnostics() {
-    for (const [name, { page, logs }] of Object.entries(pages)) {
-        log(`---- ${name}: ${page.url()}`);
-        try {
-            const state = await page.evaluate(async () => {
-                const t = window.encoreTest;
-                if (!t) {
-                    return null;
-                }
-                return { status: t.status, you: t.you, roomState: t.roomState, onStage: t.onStage,
-                    publishState: t.publishState, peer: t.peer ? t.peer() : undefined,
-                    peak: t.peak ? t.peak() : undefined, channelRms: t.channelRms ? t.channelRms() : undefined,
-                    stats: await t.stats() };
-            });
-            log(`${name} state: ${JSON.stringify(state)}`);
-        } catch (e) {
-            log(`${name} state unavailable: ${e.message}`);
-        }
-        for (const l of logs.slice(-80)) {
-            log(`${name} ${l}`);
-        }
-    }
-}
-
-/** Runs a test body; on failure prints every page's state, stats and logs before failing. */
-function step(name, fn, timeout = 90000) {
-    test(name, { timeout }, async () => {
-        if (failed) {
-            throw new Error('not run: an earlier step failed');
-        }
-        try {
-            await fn();
-        } catch (e) {
-            failed = true;
-            log(`step "${name}" failed: ${e.message}`);
-            await diagnostics();
-            throw e;
-        }
-    });
-}
+const h = new Harness('encore-e2e');
+const pages = h.pages;
+const step = (name, fn, timeout) => h.step(name, fn, timeout);
 
 function expectBin(peak, hz) {
     return peak && peak.db > -70 && Math.abs(peak.bin - Math.round(hz / peak.binHz)) <= 1;
@@ -162,6 +40,7 @@ async function allHear(hz) {
 
 async function singerJoinsQueue(s) {
     const page = pages[s.key].page;
+    await page.waitForSelector('#join-form:not(.hidden)');
     await page.click('#join');
     await page.waitForSelector('#room-view:not(.hidden)', { timeout: 15000 });
     await waitFor(`${s.name} to join the room`, () => hook(page, () => window.encoreTest.you), Boolean);
@@ -171,34 +50,39 @@ async function singerJoinsQueue(s) {
 
 before(async () => {
     for (const s of SINGERS) {
-        s.wav = makeWav(s.hz);
-        const browser = await launch([`--use-file-for-fake-audio-capture=${s.wav}`]);
+        s.wav = h.makeWav(s.hz, RIGHT_GAIN);
+        const browser = await h.launch([`--use-file-for-fake-audio-capture=${s.wav}`]);
         const context = await browser.newContext();
-        await openPage(context, s.key,
-            `/singer.html?room=${ROOM}&name=${encodeURIComponent(s.name)}`);
+        await h.openPage(context, s.key, `/singer.html?room=${ROOM}`);
     }
-    const browser = await launch([]);
+    const browser = await h.launch([]);
     const context = await browser.newContext();
     for (const n of LISTENERS) {
-        await openPage(context, n, `/?room=${ROOM}&name=${encodeURIComponent(n)}`);
+        await h.openPage(context, n, `/?room=${ROOM}`);
     }
     log(`room ${ROOM} at ${BASE}`);
 }, { timeout: 120000 });
 
-after(async () => {
-    if (process.env.ENCORE_E2E_VERBOSE && !failed) {
-        await diagnostics();
-    }
-    await Promise.allSettled(browsers.map((b) => b.close()));
-    rmSync(tmp, { recursive: true, force: true });
-});
+after(() => h.close());
 
 step('pages load without errors', async () => {
-    for (const [name, { page, logs }] of Object.entries(pages)) {
+    for (const [name, { page }] of Object.entries(pages)) {
         assert.equal(await page.evaluate(() => typeof window.encoreTest), 'object', `${name} has no test hook`);
-        assert.deepEqual(logs.filter((l) => l.includes('PAGE ERROR')), [], `${name} threw`);
+        assert.deepEqual(h.pageErrors(name), [], `${name} threw`);
     }
 });
+
+step('everyone signs up through the pages', async () => {
+    for (const s of SINGERS) {
+        const user = await signUpOnPage(pages[s.key].page, { name: s.name });
+        assert.equal(user.role, 'singer', `${s.name} signed up on the singer page is a singer`);
+    }
+    for (const n of LISTENERS) {
+        const user = await signUpOnPage(pages[n].page, { name: n });
+        assert.equal(user.role, 'listener', `${n} is a listener`);
+        assert.equal(await pages[n].page.textContent('#join-as'), n);
+    }
+}, 120000);
 
 step('singer A goes on stage', async () => {
     const a = SINGERS[0];
@@ -218,6 +102,7 @@ step('singer A goes on stage', async () => {
 
 step('three listeners join and hear 440 Hz', async () => {
     for (const n of LISTENERS) {
+        await pages[n].page.waitForSelector('#join-form:not(.hidden)');
         await pages[n].page.click('#join');
     }
     await Promise.all(LISTENERS.map((n) => waitFor(`${n} to be live`,
@@ -225,8 +110,8 @@ step('three listeners join and hear 440 Hz', async () => {
     await allHear(440);
     for (const n of LISTENERS) {
         const st = await hook(pages[n].page, () => window.encoreTest.roomState);
-        assert.equal(st.stage && st.stage.name, 'Ann', `${n} sees Ann on stage`);
-        assert.equal(await pages[n].page.textContent('#stage'), 'Ann');
+        assert.equal(st.stage && st.stage.name, SINGERS[0].name, `${n} sees ${SINGERS[0].name} on stage`);
+        assert.equal(await pages[n].page.textContent('#stage'), SINGERS[0].name);
     }
     await waitFor('the room to count 3 listeners',
         () => hook(pages[LISTENERS[0]].page, () => window.encoreTest.roomState), (st) => st.listeners === 3);
@@ -241,8 +126,8 @@ step('singer B queues and connects early', async () => {
         position: window.encoreTest.position, onStage: window.encoreTest.onStage,
         pub: window.encoreTest.publishState })),
     (v) => v.position === 1 && !v.onStage && v.pub === 'connected');
-    await waitFor('listeners to see Bo next', () => hook(pages[LISTENERS[0]].page,
-        () => window.encoreTest.roomState), (st) => st.queue.length === 1 && st.queue[0].name === 'Bo');
+    await waitFor(`listeners to see ${SINGERS[1].name} next`, () => hook(pages[LISTENERS[0]].page,
+        () => window.encoreTest.roomState), (st) => st.queue.length === 1 && st.queue[0].name === SINGERS[1].name);
     // B is connected but not on stage: listeners still hear A only.
     await allHear(440);
     for (const n of LISTENERS) {
@@ -270,7 +155,7 @@ step('hand-over: listeners hear 660 Hz on the same, never renegotiated connectio
             return { samePc: window.__e2ePc === window.encoreTest.pc(), peer: window.encoreTest.peer(),
                 ssrc: st.inbound.map((i) => i.ssrc), stage: window.encoreTest.roomState.stage };
         });
-        assert.equal(now.stage && now.stage.name, 'Bo', `${n} sees Bo on stage`);
+        assert.equal(now.stage && now.stage.name, SINGERS[1].name, `${n} sees ${SINGERS[1].name} on stage`);
         assert.ok(now.samePc, `${n} kept its RTCPeerConnection`);
         assert.deepEqual(now.ssrc, baseline[n].ssrc, `${n} still receives the same SSRC`);
         const before = baseline[n].peer;
@@ -350,7 +235,7 @@ step('listeners get the server\'s sender reports for the stage track', async () 
 });
 
 step('no page threw', async () => {
-    for (const [name, { logs }] of Object.entries(pages)) {
-        assert.deepEqual(logs.filter((l) => l.includes('PAGE ERROR')), [], `${name} threw`);
+    for (const name of Object.keys(pages)) {
+        assert.deepEqual(h.pageErrors(name), [], `${name} threw`);
     }
 });

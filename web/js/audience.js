@@ -1,13 +1,19 @@
-// The audience page: joins a room, plays the stage track through an <audio autoplay> element
-// (Chromium decodes remote audio only for a playing element), shows who sings and who is next,
-// and meters what is heard with WebAudio. Main thread; reconnection lives in encore.js's Listener.
+// The audience page: signs in, joins a room, plays the stage track through an <audio autoplay>
+// element (Chromium decodes remote audio only for a playing element), shows who sings and who is
+// next, meters what is heard with WebAudio, and holds the wallet, gift bar, gift feed and board.
+// Main thread; reconnection lives in encore.js's Listener, money decisions on the server.
 
 import { Listener, summarizeStats } from './encore.js';
+import { Session } from './account.js';
 import { AudioProbe, createAudioContext, runMeter } from './audio.js';
-import { $, initJoinForm, nameProblem, rememberName, renderRoomState, roomProblem, setBadge } from './ui.js';
+import { Gifts, stageUserId } from './gifts.js';
+import { setUpAccount } from './signin.js';
+import { Wallet } from './wallet.js';
+import { $, initJoinForm, renderRoomState, roomProblem, setBadge } from './ui.js';
 
 const STATUS_TEXT = {
     connecting: ['connecting', 'warn'],
+    authenticating: ['signing in', 'warn'],
     joining: ['joining', 'warn'],
     subscribing: ['connecting audio', 'warn'],
     live: ['live', 'ok'],
@@ -16,11 +22,36 @@ const STATUS_TEXT = {
     failed: ['refused', 'bad'],
 };
 
+const session = new Session();
+let account = null;
 let listener = null;
 let ctx = null;
 let probe = null;
 let roomState = null;
 let stopMeter = null;
+
+const getSig = () => (listener ? listener.readySig : null);
+const wallet = new Wallet({ session, getSig, onVip: (id, tier) => gifts.setVip(id, tier) });
+const gifts = new Gifts({ getSig, me: () => session.user,
+    stageUser: () => stageUserId(roomState && roomState.stage),
+    // A gift answer may carry the new balance; otherwise ask for it.
+    onSent: (r) => (Number.isInteger(r.balance) ? wallet.setBalance(r.balance) : wallet.refresh()) });
+
+function onJoined() {
+    // After every (re)join: what may have changed while we were away.
+    wallet.refresh();
+    gifts.loadBoard();
+}
+
+function onEvent(type, msg) {
+    if (type === 'gift') {
+        gifts.onGift(msg);
+    } else if (type === 'board') {
+        gifts.onBoard(msg);
+    } else if (type === 'vip.entered') {
+        gifts.onVipEntered(msg);
+    }
+}
 
 function onStatus(status, detail) {
     const [text, kind] = STATUS_TEXT[status] || [status, 'warn'];
@@ -45,19 +76,21 @@ function onStream(stream) {
 function join(ev) {
     ev.preventDefault();
     const room = $('room').value.trim();
-    const name = $('name').value.trim() || 'guest-' + Math.floor(Math.random() * 10000);
-    const problem = roomProblem(room) || nameProblem(name);
+    const problem = roomProblem(room);
     $('join-error').textContent = problem;
-    if (problem) {
+    if (problem || !session.valid) {
         return;
     }
-    rememberName(name);
     // Created inside the click so that browsers allow it to run.
     ctx = ctx || createAudioContext();
     ctx.resume();
     const player = $('player');
     player.volume = Number($('volume').value);
-    listener = new Listener({ room, name, audio: player, onStatus, onRoomState, onStream });
+    listener = new Listener({ session, room, name: session.user.name, audio: player, onStatus, onRoomState,
+        onStream, onJoined, onEvent,
+        onUnauthorized: () => account.signOut('Your session has ended: please sign in again.') });
+    wallet.load();
+    gifts.load();
     $('room-name').textContent = room;
     $('singer-link').href = 'singer.html?room=' + encodeURIComponent(room);
     $('join-form').classList.add('hidden');
@@ -84,6 +117,11 @@ function leave() {
     }
     $('player').srcObject = null;
     $('room-view').classList.add('hidden');
+    $('join-form').classList.toggle('hidden', !session.valid);
+}
+
+function signedIn() {
+    $('join-as').textContent = session.user.name;
     $('join-form').classList.remove('hidden');
 }
 
@@ -97,6 +135,39 @@ window.encoreTest = {
     },
     get roomState() {
         return roomState;
+    },
+    get user() {
+        return session.user;
+    },
+    get wallet() {
+        return wallet.state;
+    },
+    get gifts() {
+        return gifts.events;
+    },
+    get board() {
+        return gifts.board;
+    },
+    get token() {
+        return session.token;
+    },
+    /** Asks the server for the wallet again (wallet.get) and resolves with what it answered. */
+    async refreshWallet() {
+        await wallet.refresh();
+        return wallet.state;
+    },
+    /** Sends any request on the room connection: resolves 'ok' or the error code (tests check refusals). */
+    async tryRequest(type, fields) {
+        try {
+            await listener.readySig.request(type, fields);
+            return 'ok';
+        } catch (e) {
+            return e.code || String(e);
+        }
+    },
+    /** Refreshes the token now (as the timer does ahead of expiry); resolves {token, expires}. */
+    refreshToken() {
+        return listener && listener.sig ? listener.sig.refreshToken() : Promise.reject(new Error('no connection'));
     },
     /** Counters that a change of singer must not move (same peer connection, no new offer). */
     peer() {
@@ -118,6 +189,10 @@ window.encoreTest = {
     peak() {
         return probe ? probe.peak() : null;
     },
+    /** Replaces the token the tab holds (tests: a forged or expired token must lead back to sign-in). */
+    setToken(token) {
+        session.update({ token, expires: session.expires });
+    },
     /** Closes this tab's websocket as a network failure would; the Listener must recover. */
     dropSocket() {
         if (listener && listener.sig && listener.sig.ws) {
@@ -133,7 +208,9 @@ window.encoreTest = {
 };
 
 document.addEventListener('DOMContentLoaded', () => {
-    initJoinForm($('room'), $('name'));
+    initJoinForm($('room'));
+    account = setUpAccount({ session, panel: $('account-panel'), bar: $('account-bar'), role: 'listener',
+        title: 'Sign in to listen', onSignedIn: signedIn, onSignedOut: leave });
     $('join-form').addEventListener('submit', join);
     $('leave').addEventListener('click', leave);
     $('volume').addEventListener('input', () => {

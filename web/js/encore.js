@@ -31,10 +31,17 @@ export function defaultWsUrl(loc = window.location) {
     return (loc.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + loc.host + '/ws';
 }
 
+/** How long before a token expires it is refreshed: a fifth of its remaining life, 10 s to 5 min. */
+function refreshLeadSeconds(remaining) {
+    return Math.min(300, Math.max(10, remaining / 5));
+}
+
 /**
  * One websocket to the server. `request()` returns a Promise of the answer's `data`; errors reject
  * with an EncoreError carrying the server's `code`. `on(type, fn)` listens to server events
- * (`room.state`, `ice.candidate`, `peer.closed`, ...) and to the local pseudo-event `close`.
+ * (`room.state`, `ice.candidate`, `peer.closed`, `gift`, `board`, `vip.entered`, ...) and to the
+ * local pseudo-events `close` and `unauthorized` (any request was refused with that code: the
+ * token is no longer good and the page must sign in again).
  */
 export class Signaling {
     constructor(url = defaultWsUrl(), { log = console } = {}) {
@@ -45,6 +52,59 @@ export class Signaling {
         this.pending = new Map();
         this.listeners = new Map();
         this.closed = false;
+        this.session = null;
+        this.user = null;
+        this.refreshTimer = null;
+        this.refreshes = 0;
+    }
+
+    /**
+     * The first request on every connection: presents `session.token` (`auth`) and resolves with the
+     * answer's data ({user, expires}). From then on the token is refreshed ahead of its expiry with
+     * `token.refresh`; the new token is stored with `session.update({token, expires})` and presented
+     * again with `auth`, which extends this connection's session on the server.
+     */
+    async authenticate(session) {
+        this.session = session;
+        const data = await this.request('auth', { token: session.token });
+        this.user = data.user || null;
+        this.scheduleRefresh(Number.isInteger(data.expires) ? data.expires : session.expires);
+        return data;
+    }
+
+    scheduleRefresh(expires) {
+        clearTimeout(this.refreshTimer);
+        const remaining = expires - Date.now() / 1000;
+        const delay = Math.max(1, remaining - refreshLeadSeconds(remaining)) * 1000;
+        // setTimeout's delay is a signed 32-bit number of milliseconds.
+        this.refreshTimer = setTimeout(() => this.refreshToken().catch(() => {}), Math.min(delay, 0x7fffffff));
+    }
+
+    /**
+     * Gets a fresh token now (the timer calls it; tests may too) and re-authenticates with it.
+     * Resolves with the new {token, expires}. A connection that is gone does nothing (the next
+     * connection authenticates with the stored token); any other failure is retried in 30 s.
+     */
+    async refreshToken() {
+        clearTimeout(this.refreshTimer);
+        this.refreshTimer = null;
+        if (!this.session || !this.connected) {
+            throw new EncoreError('disconnected', 'not connected');
+        }
+        try {
+            const fresh = await this.request('token.refresh');
+            this.session.update({ token: fresh.token, expires: fresh.expires });
+            const data = await this.request('auth', { token: fresh.token });
+            this.refreshes++;
+            this.scheduleRefresh(Number.isInteger(data.expires) ? data.expires : fresh.expires);
+            return fresh;
+        } catch (e) {
+            if (e.code !== 'unauthorized' && e.code !== 'disconnected' && this.connected) {
+                this.log.warn('encore: token refresh failed, retrying in 30 s', e);
+                this.refreshTimer = setTimeout(() => this.refreshToken().catch(() => {}), 30000);
+            }
+            throw e;
+        }
     }
 
     /** Opens the socket; resolves once it is open, rejects if it closes first. */
@@ -66,6 +126,8 @@ export class Signaling {
             ws.onmessage = (ev) => this.onFrame(ev.data);
             ws.onclose = (ev) => {
                 this.closed = true;
+                clearTimeout(this.refreshTimer);
+                this.refreshTimer = null;
                 const err = new EncoreError('disconnected',
                     `websocket closed (code ${ev.code}${ev.reason ? ': ' + ev.reason : ''})`);
                 for (const p of this.pending.values()) {
@@ -112,12 +174,18 @@ export class Signaling {
                 p.resolve(msg.data === undefined ? {} : msg.data);
             } else {
                 p.reject(new EncoreError(msg.code || 'internal', msg.message, msg.field));
+                if (msg.code === 'unauthorized') {
+                    this.emit('unauthorized', msg);
+                }
             }
             return;
         }
         if (msg.type === 'error') {
             // An error without id answers a frame we sent without one (ice.candidate).
             this.log.warn(`encore: server error ${msg.code}: ${msg.message}`);
+            if (msg.code === 'unauthorized') {
+                this.emit('unauthorized', msg);
+            }
         }
         this.emit(msg.type, msg);
     }
@@ -171,8 +239,148 @@ export class Signaling {
     }
 
     close() {
+        clearTimeout(this.refreshTimer);
+        this.refreshTimer = null;
         if (this.ws && this.ws.readyState <= WebSocket.OPEN) {
             this.ws.close(1000, 'bye');
+        }
+    }
+}
+
+/**
+ * One authenticated websocket for pages without a Listener (singer, agent, admin). `ready()` resolves
+ * with a Signaling that has authenticated with `session`, opening a new one when there is none: a
+ * lost connection is replaced on the next call. Listeners added with `on(type, fn)` are attached to
+ * every connection it opens. `onClose(ev)` hears the loss of an authenticated connection;
+ * `onUnauthorized(error)` a refused token (the page signs in again).
+ */
+export class Connection {
+    constructor({ session, url = defaultWsUrl(), onClose = () => {}, onUnauthorized = () => {}, log = console }) {
+        this.session = session;
+        this.url = url;
+        this.onClose = onClose;
+        this.onUnauthorized = onUnauthorized;
+        this.log = log;
+        this.handlers = [];
+        this.sig = null;
+        this.opening = null;
+    }
+
+    on(type, fn) {
+        this.handlers.push([type, fn]);
+        if (this.sig) {
+            this.sig.on(type, fn);
+        }
+    }
+
+    /** The authenticated connection, or null when there is none right now. */
+    get current() {
+        return this.sig && this.sig.connected ? this.sig : null;
+    }
+
+    /** For moneyRequest(): the current connection; when there is none, starts opening one. */
+    currentOrReconnect() {
+        if (!this.current) {
+            this.ready().catch((e) => this.log.warn('encore: reconnect failed', e));
+        }
+        return this.current;
+    }
+
+    ready() {
+        if (this.current) {
+            return Promise.resolve(this.sig);
+        }
+        if (!this.opening) {
+            this.opening = this.open().finally(() => {
+                this.opening = null;
+            });
+        }
+        return this.opening;
+    }
+
+    async open() {
+        if (!this.session.token) {
+            throw new EncoreError('unauthorized', 'not signed in');
+        }
+        const sig = new Signaling(this.url, { log: this.log });
+        await sig.connect();
+        let refused = false;
+        sig.on('unauthorized', (m) => {
+            if (!refused) {
+                refused = true;
+                sig.close();
+                this.onUnauthorized(new EncoreError('unauthorized', m.message));
+            }
+        });
+        sig.on('close', (ev) => {
+            if (this.sig === sig) {
+                this.sig = null;
+                this.onClose(ev);
+            }
+        });
+        for (const [type, fn] of this.handlers) {
+            sig.on(type, fn);
+        }
+        try {
+            await sig.authenticate(this.session);
+        } catch (e) {
+            sig.close();
+            throw e;
+        }
+        this.sig = sig;
+        return sig;
+    }
+
+    close() {
+        const sig = this.sig;
+        this.sig = null;
+        if (sig) {
+            sig.close();
+        }
+    }
+}
+
+/** A fresh idempotency key for one user action that moves coins: 22 characters of [A-Za-z0-9_-]. */
+export function newKey() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** Failures after which the outcome is unknown or the server asks to try again with the same key. */
+const MONEY_RETRYABLE = ['disconnected', 'timeout', 'unavailable'];
+const MONEY_RETRY_MS = [500, 1000, 2000, 4000];
+/** How long a money request waits for a usable connection (e.g. during a reconnect). */
+const MONEY_WAIT_MS = 15000;
+
+/**
+ * Sends one money request (`gift.send`, `vip.buy`, `withdraw.request`) for one user action. The
+ * idempotency key is made once here (or given as `key`) and sent on every try, so that a retry after
+ * a lost answer or a reconnect can never move coins twice: the server answers it with the first
+ * result (`replayed: true`). `getSig()` returns the Signaling to use now, or null while there is none
+ * that can take the request (reconnecting, not yet joined); it is asked again before every try.
+ * Resolves with the answer's data; rejects with the server's error, or the last failure once
+ * `MONEY_RETRY_MS` is exhausted. `onRetry(error, attempt)` is told about each retry.
+ */
+export async function moneyRequest(getSig, type, fields, { key = newKey(), onRetry = () => {} } = {}) {
+    for (let attempt = 0; ; attempt++) {
+        let sig = getSig();
+        const waitEnd = Date.now() + MONEY_WAIT_MS;
+        while (!sig || !sig.connected) {
+            if (Date.now() > waitEnd) {
+                throw new EncoreError('disconnected', 'not connected to the server');
+            }
+            await new Promise((r) => setTimeout(r, 200));
+            sig = getSig();
+        }
+        try {
+            return await sig.request(type, { ...fields, key });
+        } catch (e) {
+            if (!MONEY_RETRYABLE.includes(e.code) || attempt >= MONEY_RETRY_MS.length) {
+                throw e;
+            }
+            onRetry(e, attempt + 1);
+            await new Promise((r) => setTimeout(r, MONEY_RETRY_MS[attempt]));
         }
     }
 }
@@ -482,7 +690,9 @@ export class Publisher {
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 /** Error codes that no retry of the same join or subscribe can fix. */
 const PERMANENT_ERRORS = ['invalid_field', 'bad_message', 'unknown_type', 'forbidden', 'sdp_invalid', 'no_opus',
-    'parse_error', 'too_large', 'too_deep'];
+    'parse_error', 'too_large', 'too_deep', 'unauthorized'];
+/** Room events a Listener passes to its page through `onEvent(type, msg)`. */
+export const ROOM_EVENTS = ['gift', 'board', 'vip.entered'];
 const BACKOFF_MAX_MS = 10000;
 /** How long ICE may stay `disconnected` (or `failed`) before we act. */
 const ICE_GRACE_MS = { disconnected: 3000, failed: 500 };
@@ -490,20 +700,25 @@ const ICE_GRACE_MS = { disconnected: 3000, failed: 500 };
 const ICE_RESTART_TIMEOUT_MS = 8000;
 
 /**
- * A listener that stays connected: joins `room` as `name`, subscribes, plays the stage track
- * through `audio` (an <audio autoplay> element) and repairs itself. On a lost ICE path it first
+ * A listener that stays connected: authenticates with `session` (see Signaling.authenticate), joins
+ * `room` as `name`, subscribes, plays the stage track through `audio` (an <audio autoplay> element)
+ * and repairs itself. On a lost ICE path it first
  * tries an ICE restart (a new `subscribe` offer on the same peer connection); on `peer.closed` it
  * subscribes with a new peer; on a closed websocket, or when the ICE restart does not help, it
  * reconnects with backoff and rejoins the same room.
  *
- * Callbacks: onStatus(status, detail) with status one of 'connecting', 'joining', 'subscribing',
- * 'live', 'reconnecting', 'stopped', 'failed' (a refusal no retry can fix; detail says why);
- * onRoomState(msg); onStream(MediaStream); onJoined(data).
+ * Callbacks: onStatus(status, detail) with status one of 'connecting', 'authenticating', 'joining',
+ * 'subscribing', 'live', 'reconnecting', 'stopped', 'failed' (a refusal no retry can fix; detail
+ * says why); onRoomState(msg); onStream(MediaStream); onJoined(data, sig) after every (re)join;
+ * onEvent(type, msg) for ROOM_EVENTS; onUnauthorized(error) when the server refuses the token (the
+ * listener has stopped; the page signs in again).
  */
 export class Listener {
-    constructor({ url = defaultWsUrl(), room, name, audio, onStatus = () => {}, onRoomState = () => {},
-        onStream = () => {}, onJoined = () => {}, log = console } = {}) {
+    constructor({ url = defaultWsUrl(), session = null, room, name, audio, onStatus = () => {},
+        onRoomState = () => {}, onStream = () => {}, onJoined = () => {}, onEvent = () => {},
+        onUnauthorized = () => {}, log = console } = {}) {
         this.url = url;
+        this.session = session;
         this.room = room;
         this.name = name;
         this.audio = audio;
@@ -511,8 +726,11 @@ export class Listener {
         this.onRoomState = onRoomState;
         this.onStream = onStream;
         this.onJoined = onJoined;
+        this.onEvent = onEvent;
+        this.onUnauthorized = onUnauthorized;
         this.log = log;
         this.sig = null;
+        this.joinedSig = null; // this.sig once it has joined the room (money requests need that)
         this.peer = null;
         this.you = null;
         this.stopped = true;
@@ -533,10 +751,16 @@ export class Listener {
         this.connect();
     }
 
+    /** The connection that has authenticated and joined the room, or null (e.g. while reconnecting). */
+    get readySig() {
+        return this.joinedSig && this.joinedSig === this.sig && this.sig.connected ? this.sig : null;
+    }
+
     stop() {
         this.stopped = true;
         this.clearTimers();
         this.dropPeer();
+        this.joinedSig = null;
         if (this.sig) {
             const sig = this.sig;
             this.sig = null;
@@ -579,20 +803,41 @@ export class Listener {
                 }
             });
             sig.on('room.state', (m) => this.onRoomState(m));
+            for (const type of ROOM_EVENTS) {
+                sig.on(type, (m) => {
+                    if (this.sig === sig) {
+                        this.onEvent(type, m);
+                    }
+                });
+            }
+            sig.on('unauthorized', (m) => {
+                if (this.sig === sig && !this.stopped) {
+                    this.signedOut(new EncoreError('unauthorized', m.message));
+                }
+            });
             sig.on('peer.closed', (m) => {
                 if (this.sig === sig && m.pc === 'subscribe') {
                     this.log.warn(`encore: subscribe peer closed by server: ${m.reason}`);
                     this.resubscribe(`peer closed: ${m.reason}`);
                 }
             });
+            if (this.session) {
+                this.setStatus('authenticating');
+                await sig.authenticate(this.session);
+            }
             this.setStatus('joining');
             const joined = await sig.request('room.join', { room: this.room, name: this.name });
             this.you = joined.you;
-            this.onJoined(joined);
+            this.joinedSig = sig;
+            this.onJoined(joined, sig);
             await this.subscribe();
         } catch (e) {
-            if (this.sig === sig) {
+            if (this.sig === sig && !this.stopped) {
                 this.log.warn('encore: listener session failed', e);
+                if (e.code === 'unauthorized') {
+                    this.signedOut(e);
+                    return;
+                }
                 if (PERMANENT_ERRORS.includes(e.code)) {
                     // Retrying the same request cannot help (a bad room or name): give up and say why.
                     this.stop();
@@ -607,6 +852,13 @@ export class Listener {
                 this.scheduleReconnect(e.message);
             }
         }
+    }
+
+    /** The server no longer accepts our token: stop for good and let the page sign in again. */
+    signedOut(e) {
+        this.stop();
+        this.setStatus('failed', 'signed out: ' + e.message);
+        this.onUnauthorized(e);
     }
 
     /** Creates a new subscribe peer on the current connection and negotiates it. */
@@ -723,6 +975,7 @@ export class Listener {
         this.clearTimers();
         this.dropPeer();
         this.sig = null;
+        this.joinedSig = null;
         const base = this.attempt < BACKOFF_MS.length ? BACKOFF_MS[this.attempt] : BACKOFF_MAX_MS;
         const delay = Math.round(base * (0.8 + 0.4 * Math.random()));
         this.attempt++;

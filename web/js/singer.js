@@ -1,11 +1,16 @@
-// The singer page: captures the microphone without voice processing, mixes it in WebAudio with an
-// optional backing track, and publishes the mix as soon as the singer joins the mic queue (the server
-// forwards only the singer on stage, so the hand-over is instant). Main thread; the server decides
-// who is on stage, this page only shows it.
+// The singer page: signs in (new accounts are singers), captures the microphone without voice
+// processing, mixes it in WebAudio with an optional backing track, and publishes the mix as soon as
+// the singer joins the mic queue (the server forwards only the singer on stage, so the hand-over is
+// instant); shows earnings, withdrawals and contract offers. Main thread; the server decides who is
+// on stage and what anyone earns, this page only shows it.
 
-import { EncoreError, Publisher, Signaling, summarizeStats } from './encore.js';
+import { Connection, Publisher, summarizeStats } from './encore.js';
+import { Session } from './account.js';
 import { AudioProbe, createAudioContext, runMeter } from './audio.js';
-import { $, initJoinForm, nameProblem, rememberName, renderRoomState, roomProblem, setBadge } from './ui.js';
+import { Contracts } from './contracts.js';
+import { Earnings } from './earnings.js';
+import { setUpAccount } from './signin.js';
+import { $, h, initJoinForm, renderRoomState, roomProblem, setBadge, showError, vipBadge } from './ui.js';
 
 /** Music-quality capture (RECIPES: voice processing damages tones and music). */
 const MIC_CONSTRAINTS = {
@@ -35,7 +40,13 @@ const audio = {
     buffer: null,
     source: null,
 };
-let sig = null;
+const session = new Session();
+let account = null;
+const conn = new Connection({ session, onClose: onClosed,
+    onUnauthorized: () => account.signOut('Your session has ended: please sign in again.') });
+const earnings = new Earnings(conn);
+const contracts = new Contracts(conn, 'singer');
+let sig = null; // the connection this page joined the room on
 let publisher = null;
 let you = null;
 let joined = null; // {room, name} as joined, for rejoin()
@@ -56,14 +67,6 @@ function queuePosition() {
 
 function publishState() {
     return publisher ? publisher.state : 'closed';
-}
-
-function showError(el, e) {
-    if (!e) {
-        el.textContent = '';
-        return;
-    }
-    el.textContent = e instanceof EncoreError ? `${e.message} (${e.code})` : String(e.message || e);
 }
 
 /** Brings every button and label in line with the room state and the publisher. */
@@ -121,13 +124,12 @@ async function setUpAudio() {
 async function join(ev) {
     ev.preventDefault();
     const room = $('room').value.trim();
-    const name = $('name').value.trim();
-    const problem = roomProblem(room) || nameProblem(name);
+    const problem = roomProblem(room);
     showError($('join-error'), problem ? new Error(problem) : null);
-    if (problem) {
+    if (problem || !session.valid) {
         return;
     }
-    rememberName(name);
+    const name = session.user.name;
     $('join').disabled = true;
     setBadge($('status'), 'connecting', 'warn');
     try {
@@ -138,17 +140,13 @@ async function join(ev) {
         $('join').disabled = false;
         return;
     }
-    const s = new Signaling();
     try {
-        await s.connect();
-        s.on('room.state', onRoomState);
-        s.on('close', (e) => onClosed(s, e));
+        const s = await conn.ready();
         const data = await s.request('room.join', { room, name });
         sig = s;
         you = data.you;
         joined = { room, name };
     } catch (e) {
-        s.close();
         showError($('join-error'), e);
         setBadge($('status'), 'not connected', 'idle');
         $('join').disabled = false;
@@ -166,8 +164,8 @@ async function join(ev) {
     refresh();
 }
 
-function onClosed(s, e) {
-    if (sig !== s) {
+function onClosed(e) {
+    if (!sig) {
         return;
     }
     sig = null;
@@ -179,9 +177,51 @@ function onClosed(s, e) {
     roomState = null;
     setBadge($('status'), 'disconnected', 'bad');
     $('room-view').classList.add('hidden');
-    $('join-form').classList.remove('hidden');
+    $('join-form').classList.toggle('hidden', !session.valid);
     $('join').disabled = false;
     showError($('join-error'), new Error(`The connection was lost (${e.code}). Join again to sing.`));
+}
+
+/** Leaves the room (when signing out): the connection goes too. */
+function leaveAll() {
+    if (publisher) {
+        publisher.dispose();
+        publisher = null;
+    }
+    sig = null;
+    you = null;
+    roomState = null;
+    conn.close();
+    setBadge($('status'), 'not connected', 'idle');
+    $('room-view').classList.add('hidden');
+    $('money-view').classList.add('hidden');
+    $('join-form').classList.add('hidden');
+    $('join').disabled = false;
+}
+
+function signedIn() {
+    $('join-as').textContent = session.user.name;
+    $('join-form').classList.toggle('hidden', !!sig);
+    $('money-view').classList.remove('hidden');
+    earnings.refresh();
+    contracts.refresh();
+}
+
+/** A gift for the singer on stage: a line in the feed, and the earnings that follow from it. */
+function onGift(m) {
+    const from = (m.from && m.from.name) || '';
+    const li = h('li', { className: `gift-item tier-${m.tier || 1}`, dataset: { transfer: String(m.transfer),
+        from: String(m.from ? m.from.id : ''), fromName: from, gift: m.gift, count: String(m.count),
+        combo: String(m.combo) } },
+    vipBadge(m.from && m.from.vip), h('strong', { className: 'who' }, from), ` sent ${m.count} × ${m.name || m.gift}`,
+    h('span', { className: 'gift-combo' }, ` combo ×${m.combo}`));
+    $('gift-feed').prepend(li);
+    while ($('gift-feed').children.length > 50) {
+        $('gift-feed').lastElementChild.remove();
+    }
+    if (session.user && m.to && m.to.id === session.user.id) {
+        earnings.refreshSoon();
+    }
 }
 
 /** Runs one button's action with the buttons disabled, showing any error. */
@@ -305,6 +345,15 @@ window.encoreTest = {
     get you() {
         return you;
     },
+    get user() {
+        return session.user;
+    },
+    get earnings() {
+        return earnings.balance;
+    },
+    get contracts() {
+        return contracts.contracts;
+    },
     get roomState() {
         return roomState;
     },
@@ -329,7 +378,12 @@ window.encoreTest = {
 };
 
 document.addEventListener('DOMContentLoaded', () => {
-    initJoinForm($('room'), $('name'));
+    initJoinForm($('room'));
+    conn.on('room.state', onRoomState);
+    conn.on('gift', onGift);
+    $('contracts-refresh').addEventListener('click', () => contracts.refresh());
+    account = setUpAccount({ session, panel: $('account-panel'), bar: $('account-bar'), role: 'singer',
+        title: 'Sign in to sing', onSignedIn: signedIn, onSignedOut: leaveAll });
     $('join-form').addEventListener('submit', join);
     $('queue-join').addEventListener('click', joinQueue);
     $('go-live').addEventListener('click', goLive);

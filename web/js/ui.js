@@ -1,6 +1,7 @@
 // Small DOM helpers shared by the pages: form defaults from the URL, input checks that mirror the
-// protocol's rules, and the room view (who sings, who is next, counts). Main thread; builds DOM
-// with textContent only (names come from other people and are never parsed as HTML).
+// protocol's rules, the room view (who sings, who is next, counts), error messages, coins and VIP
+// badges. Main thread; builds DOM with textContent only (names come from other people and are
+// never parsed as HTML).
 
 export const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -8,38 +9,15 @@ export function $(id) {
     return document.getElementById(id);
 }
 
-/** Why `name` is not a valid display name, or '' when it is (1-64 characters, no controls). */
-export function nameProblem(name) {
-    const chars = [...name];
-    if (chars.length < 1 || chars.length > 64) {
-        return 'Your name must be 1 to 64 characters.';
-    }
-    // eslint-disable-next-line no-control-regex
-    if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) {
-        return 'Your name may not contain control characters.';
-    }
-    return '';
-}
-
 /** Why `room` is not a valid room name, or '' when it is. */
 export function roomProblem(room) {
     return ROOM_RE.test(room) ? '' : 'Room names are 1 to 64 letters, digits, "-" or "_".';
 }
 
-/** Fills the room and name fields from ?room= and ?name= (room defaults to "lobby"). */
-export function initJoinForm(roomInput, nameInput) {
+/** Fills the room field from ?room= (default "lobby"). */
+export function initJoinForm(roomInput) {
     const params = new URLSearchParams(window.location.search);
     roomInput.value = params.get('room') || roomInput.value || 'lobby';
-    const name = params.get('name') || window.localStorage.getItem('encore.name') || '';
-    nameInput.value = name;
-}
-
-export function rememberName(name) {
-    try {
-        window.localStorage.setItem('encore.name', name);
-    } catch (e) {
-        // Private mode: nothing to remember.
-    }
 }
 
 /**
@@ -86,7 +64,11 @@ export function renderRoomState(view, state, you) {
 function personLabel(p, you) {
     const span = document.createElement('span');
     span.className = 'person';
-    span.textContent = p.name || p.id;
+    const badge = vipBadge(p.vip);
+    if (badge) {
+        span.append(badge);
+    }
+    span.append(p.name || p.id);
     if (p.id === you) {
         const tag = document.createElement('span');
         tag.className = 'tag';
@@ -100,4 +82,86 @@ function personLabel(p, you) {
 export function setBadge(el, text, kind) {
     el.textContent = text;
     el.className = 'badge ' + kind;
+}
+
+/** Short explanations of the server's error codes that people meet on the money pages. */
+const ERROR_TEXT = {
+    unauthorized: 'Please sign in again.',
+    forbidden: 'Your account may not do this.',
+    insufficient_funds: 'Not enough coins.',
+    daily_cap: 'You have reached today\'s spending limit.',
+    under_age: 'Accounts under 18 cannot buy coins, send gifts or buy VIP status.',
+    unknown_gift: 'That gift is not available.',
+    unknown_tier: 'That VIP tier is not available.',
+    bad_count: 'That number of gifts is not allowed.',
+    not_on_stage: 'Nobody is on stage to receive gifts.',
+    self_gift: 'You cannot send gifts to yourself.',
+    too_expensive: 'That is more than one gift may cost.',
+    unavailable: 'The server could not record this right now; please try again.',
+    not_found: 'Not found.',
+    conflict: 'That conflicts with what already exists.',
+    name_taken: 'That name is taken.',
+    bad_name: 'That name is not allowed.',
+    weak_password: 'The password is too weak (at least 8 characters).',
+    bad_birth_year: 'That birth year is not valid.',
+    bad_credentials: 'Wrong name or password.',
+    disabled: 'This account is disabled.',
+    rate_limited: 'Too many attempts; wait a moment.',
+    disconnected: 'Not connected to the server.',
+    timeout: 'The server did not answer in time.',
+};
+
+/**
+ * Shows an error in `el` (a role="alert" element): a short explanation and the server's code in
+ * parentheses; `data-code` holds the code alone. A null `e` clears it.
+ */
+export function showError(el, e) {
+    if (!e) {
+        el.textContent = '';
+        delete el.dataset.code;
+        return;
+    }
+    const code = e.code || '';
+    const text = ERROR_TEXT[code] || e.message || String(e);
+    el.textContent = code ? `${text} (${code})` : text;
+    if (code) {
+        el.dataset.code = code;
+    } else {
+        delete el.dataset.code;
+    }
+}
+
+/** Creates an element: `h('li', {className: 'x', dataset: {id: 1}}, 'text', child)`. Text is never HTML. */
+export function h(tag, props = {}, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(props)) {
+        if (k === 'dataset') {
+            Object.assign(el.dataset, v);
+        } else if (k.startsWith('aria-') || k === 'role' || k === 'for') {
+            el.setAttribute(k, v);
+        } else {
+            el[k] = v;
+        }
+    }
+    el.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
+    return el;
+}
+
+/** "1 coin", "1,250 coins". */
+export function coins(n) {
+    return `${Number(n).toLocaleString('en-US')} ${n === 1 ? 'coin' : 'coins'}`;
+}
+
+/** A Unix time (seconds) as a local date and time. */
+export function dateTime(unix) {
+    return new Date(unix * 1000).toLocaleString();
+}
+
+/** A VIP badge for a tier id ("gold"), or null when there is none. */
+export function vipBadge(tier) {
+    if (!tier) {
+        return null;
+    }
+    return h('span', { className: `vip vip-${tier}`, title: `VIP ${tier}`, dataset: { vip: tier } },
+        `VIP ${tier}`);
 }
