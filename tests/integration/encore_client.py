@@ -9,18 +9,26 @@ Typical use:
 
     enter_loopback_netns()                       # re-exec in a loopback-only network namespace
     srv = Server.start()                          # encored on free ports, waits for /healthz
-    sig = Signaling(srv.ws_url)                   # websocket with subprotocol encore.v1
+    sig = Signaling(srv.ws_url, role='singer')    # signs up, opens encore.v1, sends auth first
     sig.call('room.join', room='r', name='Ann')   # returns the result's data or raises ProtocolError
     pub = Publisher(440)                          # webrtcbin sending a 440 Hz sine as stereo Opus
     pub.connect_to(sig)                           # offer -> publish -> answer, trickle both ways
     lis = Listener(); lis.connect_to(sig2)        # offer -> subscribe; measures what it hears
     run_until(lambda: lis.hears(440), 10)
 
+Money: `srv.signup()`, `srv.sandbox_topup(token, amount)`, `srv.post_webhook(body)` (signed with
+the `testpay` provider's secret that Server writes), `srv.add_user(hint, role)` (encore-users),
+`srv.audit()` (encore-audit), `make_token()` for forged tokens.
+
 Run `python3 encore_client.py listen --url ws://127.0.0.1:PORT/ws --room r` for a standalone listener
 (used by the tests as a process they can SIGKILL).
 """
 
+import base64
 import collections
+import hashlib
+import hmac
+import itertools
 import json
 import math
 import os
@@ -34,6 +42,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 
 import gi
@@ -153,6 +163,32 @@ def http_get(port, path, timeout=3.0):
         return 0, b''
 
 
+def http_post(port, path, body=b'', headers=None, timeout=10.0, method='POST'):
+    """POST to http://127.0.0.1:port/path; returns (status, parsed JSON or {'_raw': bytes}).
+
+    body: bytes (sent exactly as given: webhook signatures cover the raw bytes) or any JSON value
+    (serialized compactly). Status 0 when the server is unreachable.
+    """
+    if not isinstance(body, (bytes, bytearray)):
+        body = json.dumps(body, separators=(',', ':')).encode()
+    hdrs = {'Content-Type': 'application/json'}
+    hdrs.update(headers or {})
+    req = urllib.request.Request(f'http://127.0.0.1:{port}{path}', data=bytes(body), headers=hdrs,
+                                 method=method)
+    try:
+        with _no_proxy_opener.open(req, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    except (OSError, urllib.error.URLError):
+        return 0, {}
+    try:
+        data = json.loads(raw.decode('utf-8'))
+    except (UnicodeDecodeError, ValueError):
+        data = {'_raw': raw}
+    return status, data
+
+
 def parse_metrics(text):
     """Parses Prometheus text exposition into {'name{labels}': value} (timestamps ignored)."""
     out = {}
@@ -178,6 +214,131 @@ def metric_sum(metrics, pred):
 
 
 # ---------------------------------------------------------------------------------------------
+# Accounts, tokens and webhook signatures (docs/accounts.md)
+# ---------------------------------------------------------------------------------------------
+
+TEST_PASSWORD = 'correct horse battery staple'
+_name_counter = itertools.count(1)
+_run_tag = '%04x' % random.getrandbits(16)
+
+
+def unique_name(hint='u'):
+    """A fresh account name: 3-32 of [A-Za-z0-9_.-], unique within this process and very likely
+    across runs (a random tag per process)."""
+    base = ''.join(c for c in str(hint) if c.isascii() and (c.isalnum() or c in '_.-'))[:16]
+    return f'{base or "u"}-{_run_tag}{next(_name_counter)}'[:32]
+
+
+class Account:
+    """A signed-up account: .name, .password, .token, .expires, .user ({id, name, role, adult})."""
+
+    def __init__(self, name, password, token, expires, user):
+        self.name = name
+        self.password = password
+        self.token = token
+        self.expires = expires
+        self.user = user
+
+    @property
+    def id(self):
+        return self.user['id']
+
+    def __repr__(self):
+        return f'Account({self.name!r}, id={self.user.get("id")}, role={self.user.get("role")})'
+
+
+def signup(port, hint='u', role='listener', birth_year=1990, password=TEST_PASSWORD,
+           timeout=30.0):
+    """POST /api/signup for a fresh account; returns an Account. Waits out 429 (the server allows
+    20 attempts at once per address, then one a second). Raises RuntimeError on other refusals.
+    """
+    name = unique_name(hint)
+    body = {'name': name, 'password': password, 'birth_year': birth_year}
+    if role is not None:
+        body['role'] = role
+    deadline = time.monotonic() + timeout
+    while True:
+        status, data = http_post(port, '/api/signup', body)
+        if status == 429 and time.monotonic() < deadline:
+            sleep(1.1)
+            continue
+        if status != 201 or not isinstance(data.get('token'), str):
+            raise RuntimeError(f'sign-up of {name} ({role}, {birth_year}) answered {status} {data}')
+        return Account(name, password, data['token'], data.get('expires'), data.get('user') or {})
+
+
+def signin(port, name, password=TEST_PASSWORD, timeout=30.0):
+    """POST /api/signin; returns an Account (raises RuntimeError when refused)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, data = http_post(port, '/api/signin', {'name': name, 'password': password})
+        if status == 429 and time.monotonic() < deadline:
+            sleep(1.1)
+            continue
+        if status != 200 or not isinstance(data.get('token'), str):
+            raise RuntimeError(f'sign-in of {name} answered {status} {data}')
+        return Account(name, password, data['token'], data.get('expires'), data.get('user') or {})
+
+
+def read_secret_file(path):
+    """[(kid, key bytes)] of a "<kid> <hex>" secret file (the first line is the current key)."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith('#'):
+                continue
+            kid, hexkey = line.split(' ', 1)
+            out.append((kid, bytes.fromhex(hexkey.strip())))
+    return out
+
+
+def write_secret_file(path, kid='k1', key=None):
+    """Writes a fresh "<kid> <hex>" secret file (mode 0600); returns the key bytes."""
+    key = key if key is not None else os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'w') as f:
+        f.write(f'{kid} {key.hex()}\n')
+    return key
+
+
+def webhook_signature(secret, body, t=None):
+    """The Encore-Signature header value for body (bytes) signed with secret (bytes) at time t
+    (default now): "t=<t>,v1=<hex HMAC-SHA256(secret, t + '.' + body)>"."""
+    t = int(time.time()) if t is None else int(t)
+    mac = hmac.new(secret, f'{t}.'.encode() + body, hashlib.sha256).hexdigest()
+    return f't={t},v1={mac}'
+
+
+def payment_event(event_id, user_id, amount, currency='CNY', type_='payment.succeeded'):
+    """A provider event body (bytes, compact JSON, the members of docs/accounts.md)."""
+    return json.dumps({'id': event_id, 'type': type_, 'user_id': user_id, 'amount': amount,
+                       'currency': currency}, separators=(',', ':')).encode()
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b'=').decode()
+
+
+def make_token(key, kid, sub, role='listener', iat=None, nbf=None, exp=None, jti=None,
+               alg='HS256', header=None, ttl=900):
+    """An access token (compact JWS) with the given claims, signed with key (HMAC-SHA256) unless
+    alg is not HS256 (then the signature segment is empty). For forging tests."""
+    now = int(time.time())
+    iat = now if iat is None else iat
+    nbf = iat if nbf is None else nbf
+    exp = iat + ttl if exp is None else exp
+    hdr = header if header is not None else {'alg': alg, 'typ': 'JWT', 'kid': kid}
+    payload = {'sub': str(sub), 'role': role, 'iat': iat, 'nbf': nbf, 'exp': exp,
+               'jti': jti or b64url(os.urandom(16))}
+    signing = (b64url(json.dumps(hdr, separators=(',', ':')).encode()) + '.' +
+               b64url(json.dumps(payload, separators=(',', ':')).encode()))
+    if alg != 'HS256':
+        return signing + '.'
+    return signing + '.' + b64url(hmac.new(key, signing.encode(), hashlib.sha256).digest())
+
+
+# ---------------------------------------------------------------------------------------------
 # The server under test
 # ---------------------------------------------------------------------------------------------
 
@@ -195,14 +356,39 @@ def _default_web_root():
     return os.path.join(top, 'web')
 
 
-class Server:
-    """One encored process on free ports with its own data directory and captured log.
+def _tool(binary, name):
+    """A program built next to encored (encore-audit, encore-users), or $ENCORE_<NAME>."""
+    env = os.environ.get('ENCORE_' + name.replace('encore-', '').upper())
+    return env or os.path.join(os.path.dirname(os.path.abspath(binary)), name)
 
-    The command line is `ENCORED --listen 127.0.0.1:P --data-dir D --media-ip 127.0.0.1
-    --rtp-ports LO-HI --web-root W` plus ENCORED_ARGS (split on spaces) and extra_args.
+
+def pg_database(conninfo, tag='it'):
+    """Creates a fresh database on the PostgreSQL server of conninfo (libpq key=value, e.g.
+    $ENCORE_TEST_PG) and returns (conninfo of the new database, drop function). Needs psql."""
+    name = f'encore_{tag}_{os.getpid()}_{random.getrandbits(24):06x}'
+    subprocess.run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', conninfo, '-c',
+                    f'CREATE DATABASE {name}'], check=True, stdout=subprocess.DEVNULL)
+    parts = [p for p in conninfo.split() if not p.startswith('dbname=')]
+    new = ' '.join(parts + [f'dbname={name}'])
+
+    def drop():
+        subprocess.run(['psql', '-X', '-q', conninfo, '-c', f'DROP DATABASE IF EXISTS {name}'],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return new, drop
+
+
+class Server:
+    """One encored process on free ports with its own data directory, config file and log.
+
+    The command line is `ENCORED --config C --listen 127.0.0.1:P --data-dir D --media-ip 127.0.0.1
+    --rtp-ports LO-HI --web-root W` plus ENCORED_ARGS (split on spaces) and extra_args. The config
+    file C sets cheap Argon2 parameters (tests only), a second payment provider `testpay` whose
+    secret file the test holds (.provider_secret), and whatever `config` ({group: {key: value}})
+    adds or overrides; `ledger`/`users` choose the stores (default SQLite files in D).
     """
 
-    def __init__(self, binary=None, extra_args=(), rtp_ports=None):
+    def __init__(self, binary=None, extra_args=(), rtp_ports=None, config=None, ledger=None,
+                 users=None):
         self.binary = binary or _default_binary()
         self.tmp = tempfile.mkdtemp(prefix='encore-it-')
         self.data_dir = os.path.join(self.tmp, 'data')
@@ -213,12 +399,37 @@ class Server:
             lo = random.randrange(20000, 59000, 2)
             rtp_ports = (lo, lo + 199)
         self.rtp_ports = rtp_ports
-        self.args = [self.binary, '--listen', f'127.0.0.1:{self.port}', '--data-dir', self.data_dir,
+        self.ledger_store = ledger or f'sqlite:{self.data_dir}/ledger.db'
+        self.users_store = users or f'sqlite:{self.data_dir}/users.db'
+        self.provider_secret_path = os.path.join(self.tmp, 'testpay.key')
+        self.provider_secret = write_secret_file(self.provider_secret_path, 'tp1')
+        cfg = {
+            'accounts': {'password_memory': 256, 'password_passes': 1,
+                         'users': self.users_store},
+            'ledger': {'backend': self.ledger_store},
+            'payments': {'sandbox': True},
+            'provider.testpay': {'secret_file': self.provider_secret_path},
+        }
+        for group, keys in (config or {}).items():
+            cfg.setdefault(group, {}).update(keys)
+        self.config = cfg
+        self.config_path = os.path.join(self.tmp, 'encored.ini')
+        with open(self.config_path, 'w') as f:
+            for group, keys in cfg.items():
+                f.write(f'[{group}]\n')
+                for k, v in keys.items():
+                    if isinstance(v, bool):
+                        v = 'true' if v else 'false'
+                    f.write(f'{k} = {v}\n')
+                f.write('\n')
+        self.args = [self.binary, '--config', self.config_path, '--listen',
+                     f'127.0.0.1:{self.port}', '--data-dir', self.data_dir,
                      '--media-ip', '127.0.0.1', '--rtp-ports', f'{rtp_ports[0]}-{rtp_ports[1]}',
                      '--web-root', _default_web_root()]
         self.args += os.environ.get('ENCORED_ARGS', '').split() + list(extra_args)
         self.proc = None
         self.exit_code = None
+        self._log = None
 
     @classmethod
     def start(cls, timeout=15.0, **kw):
@@ -229,9 +440,10 @@ class Server:
     def _spawn(self, timeout):
         if not os.access(self.binary, os.X_OK):
             raise RuntimeError(f'server binary {self.binary} not found (set ENCORED)')
-        self._log = open(self.log_path, 'wb')
+        self._log = open(self.log_path, 'ab')
         env = dict(os.environ)
         env.setdefault('G_MESSAGES_DEBUG', os.environ.get('ENCORED_DEBUG', ''))
+        self.exit_code = None
         self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + timeout
@@ -246,12 +458,81 @@ class Server:
         raise TimeoutError(f'encored: /healthz not 200 within {timeout:.0f} s; log:\n'
                            f'{self.log_tail()}')
 
+    def restart(self, timeout=15.0):
+        """Starts encored again with the same arguments, port and data directory (after stop() or
+        kill()); its log goes on in the same file."""
+        if self.alive():
+            raise RuntimeError('restart: encored is still running')
+        if self._log is not None and not self._log.closed:
+            self._log.close()
+        with open(self.log_path, 'ab') as f:
+            f.write(b'\n==== restart ====\n')
+        self._spawn(timeout)
+
     @property
     def ws_url(self):
         return f'ws://127.0.0.1:{self.port}/ws'
 
+    @property
+    def origin(self):
+        """The origin a browser that loaded the pages from this server sends."""
+        return f'http://127.0.0.1:{self.port}'
+
     def get(self, path):
         return http_get(self.port, path)
+
+    def http_post(self, path, body=b'', headers=None, timeout=10.0):
+        """(status, JSON answer) of a POST to this server (body: bytes as is, or a JSON value)."""
+        return http_post(self.port, path, body, headers, timeout)
+
+    def signup(self, hint='u', role='listener', birth_year=1990, **kw):
+        return signup(self.port, hint, role, birth_year, **kw)
+
+    def signin(self, name, password=TEST_PASSWORD):
+        return signin(self.port, name, password)
+
+    def token_keys(self):
+        """[(kid, key)] of the server's token signing keys (<data-dir>/token.key)."""
+        return read_secret_file(os.path.join(self.data_dir, 'token.key'))
+
+    def sandbox_secret(self):
+        return read_secret_file(os.path.join(self.data_dir, 'sandbox.key'))[0][1]
+
+    def post_webhook(self, body, secret=None, t=None, provider='testpay', signature=None):
+        """Signs body (bytes) with the provider's secret (default: testpay's) and posts it to
+        /api/webhooks/<provider>; returns (status, JSON answer)."""
+        if signature is None:
+            signature = webhook_signature(secret if secret is not None else self.provider_secret,
+                                          body, t)
+        headers = {'Encore-Signature': signature} if signature else {}
+        return self.http_post(f'/api/webhooks/{provider}', body, headers)
+
+    def sandbox_topup(self, token, amount, currency='CNY'):
+        """POST /api/sandbox/checkout with a Bearer token; returns (status, JSON answer)."""
+        return self.http_post('/api/sandbox/checkout', {'amount': amount, 'currency': currency},
+                              {'Authorization': f'Bearer {token}'})
+
+    def audit(self, timeout=60):
+        """Runs encore-audit on the ledger; returns (exit code, output)."""
+        p = subprocess.run([_tool(self.binary, 'encore-audit'), '--store', self.ledger_store],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+        return p.returncode, p.stdout.decode('utf-8', 'replace')
+
+    def users_cli(self, *args, stdin=None, timeout=60):
+        """Runs encore-users --store <users store> ARGS; returns (exit code, output)."""
+        p = subprocess.run([_tool(self.binary, 'encore-users'), '--store', self.users_store] +
+                           list(args), input=(stdin or '').encode(), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout)
+        return p.returncode, p.stdout.decode('utf-8', 'replace')
+
+    def add_user(self, hint, role, birth_year=1990, password=TEST_PASSWORD):
+        """Makes an account with any role through encore-users and signs it in; an Account."""
+        name = unique_name(hint)
+        rc, out = self.users_cli('add', name, '--role', role, '--birth-year', str(birth_year),
+                                 stdin=password + '\n')
+        if rc != 0:
+            raise RuntimeError(f'encore-users add {name} --role {role} exited {rc}: {out}')
+        return self.signin(name, password)
 
     def metrics(self):
         status, body = http_get(self.port, '/metrics')
@@ -261,6 +542,16 @@ class Server:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        """SIGKILL (no chance to flush or clean up); returns once the process is gone."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self.exit_code = self.proc.returncode if self.proc else None
+        if self._log is not None:
+            self._log.close()
+        return self.exit_code
 
     def stop(self, timeout=10.0):
         """SIGTERM, then SIGKILL after timeout; returns the exit code (negative for a signal)."""
@@ -274,7 +565,8 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.exit_code = self.proc.returncode
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
         return self.exit_code
 
     def log_tail(self, lines=60):
@@ -311,9 +603,16 @@ class Signaling:
     Every received frame is appended to .frames (parsed JSON, or {'_raw': text} when the server sent
     something that is not JSON). Answers (frames with an `id`) go to .replies[id]; all other frames are
     events, passed to every callable in .listeners and kept in .frames.
+
+    Authentication (docs/protocol.md "auth") comes first: unless auth=False, the connection signs
+    up a fresh account over HTTP (role `role`, born in `birth_year`; or uses `account`, an
+    Account, e.g. to open several connections of one user) and sends `auth` with its token before
+    anything else. .account and .user (the auth answer's user) describe who it is. `origin` is
+    sent as the handshake's Origin header (none by default, like a native client).
     """
 
-    def __init__(self, url, timeout=5.0, protocols=('encore.v1',), name='ws'):
+    def __init__(self, url, timeout=5.0, protocols=('encore.v1',), name='ws', role='listener',
+                 birth_year=1990, account=None, auth=True, origin=None):
         self.name = name
         self.url = url
         self.frames = []
@@ -324,22 +623,34 @@ class Signaling:
         self.close_code = None
         self.connect_error = None
         self.http_status = None
+        self.account = None
+        self.user = None
         self._next_id = 1
+        if auth and account is None:
+            account = signup(urllib.parse.urlsplit(url).port, name, role, birth_year)
         self.session = Soup.Session(proxy_resolver=Gio.SimpleProxyResolver.new(None, None),
                                     timeout=int(timeout) + 1)
         self._msg = Soup.Message.new('GET', url)
-        self.session.websocket_connect_async(self._msg, None, list(protocols), GLib.PRIORITY_DEFAULT,
-                                             None, self._on_connected)
+        self.session.websocket_connect_async(self._msg, origin, list(protocols),
+                                             GLib.PRIORITY_DEFAULT, None, self._on_connected)
         if not run_until(lambda: self.conn or self.connect_error, timeout):
             raise TimeoutError(f'{url}: websocket not connected within {timeout} s')
         if self.connect_error:
             raise ConnectionError(f'{url}: {self.connect_error} (HTTP {self.http_status})')
+        if auth:
+            self.authenticate(account, timeout)
+
+    def authenticate(self, account, timeout=5.0):
+        """Sends `auth` with account.token; sets .account and .user, or raises ProtocolError."""
+        self.user = self.call('auth', timeout, token=account.token)['user']
+        self.account = account
+        return self.user
 
     def _on_connected(self, session, result):
         try:
             conn = session.websocket_connect_finish(result)
         except GLib.Error as e:
-            self.http_status = self._msg.get_status()
+            self.http_status = int(self._msg.get_status())
             self.connect_error = e.message
             return
         conn.set_max_incoming_payload_size(1 << 20)
@@ -479,14 +790,14 @@ class RawWebSocket:
     go; read_all() reads until the server closes the TCP connection and returns the frames.
     """
 
-    def __init__(self, port, protocol='encore.v1', timeout=5.0):
-        import base64
+    def __init__(self, port, protocol='encore.v1', timeout=5.0, origin=None):
         self.sock = socket.create_connection(('127.0.0.1', port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
+        extra = f'Origin: {origin}\r\n' if origin is not None else ''
         self.sock.sendall((f'GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n'
                            f'Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n'
                            f'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocol}\r\n'
-                           '\r\n').encode())
+                           f'{extra}\r\n').encode())
         data = b''
         while b'\r\n\r\n' not in data:
             chunk = self.sock.recv(4096)
@@ -496,7 +807,10 @@ class RawWebSocket:
         head, _, self._buf = data.partition(b'\r\n\r\n')
         self.status = int(head.split(b' ', 2)[1])
         if self.status != 101:
-            raise ConnectionError(f'websocket handshake answered {head[:80]!r}')
+            err = ConnectionError(f'websocket handshake answered {head[:80]!r}')
+            err.status = self.status
+            self.sock.close()
+            raise err
 
     @staticmethod
     def frame(payload, opcode=1):
@@ -550,9 +864,10 @@ class RawWebSocket:
         self.sock.close()
 
 
-def join_room(url, room, name):
-    """A new websocket that has joined room as name; .you holds the member id."""
-    sig = Signaling(url, name=name)
+def join_room(url, room, name, role='listener', **kw):
+    """A new websocket (a fresh account with `role`, see Signaling) that has joined room as name;
+    .you holds the member id."""
+    sig = Signaling(url, name=name, role=role, **kw)
     sig.you = sig.call('room.join', room=room, name=name)['you']
     return sig
 

@@ -89,7 +89,7 @@ class MockWs:
 
 def signaling_checks(tap):
     mock = MockWs()
-    sig = Signaling(f'ws://127.0.0.1:{mock.port}/ws')
+    sig = Signaling(f'ws://127.0.0.1:{mock.port}/ws', auth=False)
     tap.ok(sig.protocol == 'encore.v1', 'websocket negotiates encore.v1', sig.protocol)
     tap.ok(sig.ping() and sig.last_state() is not None, 'ping answered; events recorded',
            sig.frames)
@@ -103,7 +103,7 @@ def signaling_checks(tap):
     sig.send({'type': 'flood'})
     tap.ok(run_until(lambda: sig.closed, 3) and sig.close_code == 1008,
            'close code reported', sig.close_code)
-    sig2 = Signaling(f'ws://127.0.0.1:{mock.port}/ws')
+    sig2 = Signaling(f'ws://127.0.0.1:{mock.port}/ws', auth=False)
     sig2.abort()
     tap.ok(run_until(lambda: mock.closed >= 2, 3) and not sig2.ping(0.5),
            'abort drops the connection', mock.closed)

@@ -89,7 +89,7 @@ def expect_error(tap, sig, desc, send, code, id_=None, field=None):
 
 
 def websocket_checks(tap, srv):
-    w = Signaling(srv.ws_url, name='w')
+    w = Signaling(srv.ws_url, name='w', role='singer')
     tap.ok(w.protocol == 'encore.v1' and w.ping(), 'websocket with encore.v1 answers ping',
            w.protocol)
     expect_error(tap, w, 'malformed JSON', lambda: w.send_raw_text(b'{"type": "ping", "id": 1'),
@@ -198,7 +198,7 @@ def body(tap):
     srv = tap.server = Server.start()
 
     # Media: a singer, two in-process listeners and one in another process.
-    s = join_room(srv.ws_url, MEDIA_ROOM, 'Singer')
+    s = join_room(srv.ws_url, MEDIA_ROOM, 'Singer', role='singer')
     s.call('queue.join')
     pub = Publisher(440, name='singer')
     pub.connect_to(s)

@@ -16,7 +16,7 @@ ROOM = 'dtls-test'
 
 def body(tap):
     srv = tap.server = Server.start()
-    s = join_room(srv.ws_url, ROOM, 'Singer')
+    s = join_room(srv.ws_url, ROOM, 'Singer', role='singer')
     s.call('queue.join')
     pub = Publisher(440, name='singer')
     pub.connect_to(s)

@@ -19,7 +19,7 @@ def ssrcs_of(sdp):
 
 def body(tap):
     srv = tap.server = Server.start()
-    s = join_room(srv.ws_url, ROOM, 'Singer')
+    s = join_room(srv.ws_url, ROOM, 'Singer', role='singer')
     s.call('queue.join')
     pub = Publisher(440, name='singer')
     pub_answer1 = pub.connect_to(s)

@@ -66,7 +66,7 @@ def body(tap):
            '/metrics lists rtp_out for workers 0 and 1 and a ring_full drop counter',
            f'{rtp0} ring_full={ring_full}')
 
-    a = join_room(srv.ws_url, ROOM, 'Ann')
+    a = join_room(srv.ws_url, ROOM, 'Ann', role='singer')
     a.call('queue.join')
     pub_a = Publisher(440, name='pubA')
     pub_a.connect_to(a)
@@ -134,7 +134,7 @@ def body(tap):
     tap.ok(all(v > 0 for v in d.values()), 'the new listener was placed on the idle worker',
            f'rtp_out deltas {d} idle {idle}')
 
-    b = join_room(srv.ws_url, ROOM, 'Bo')
+    b = join_room(srv.ws_url, ROOM, 'Bo', role='singer')
     b.call('queue.join')
     pub_b = Publisher(660, name='pubB')
     pub_b.connect_to(b)
