@@ -1,15 +1,25 @@
-/* Unit tests of media/srtp: sessions keyed by a real DTLS-SRTP handshake (media/dtls), RTP and RTCP
- * round trips across a sequence wrap, tampering, replay, repeated transmission, malformed input,
- * for both profiles; plus a rough protect timing that is printed, not asserted. */
+/* Unit tests of media/srtp and media/srtp_evp: sessions keyed by a real DTLS-SRTP handshake
+ * (media/dtls), RTP and RTCP round trips (OpenSSL sender, libsrtp receiver) across a sequence
+ * wrap, tampering, replay, repeated transmission, malformed input, for both profiles; the OpenSSL
+ * sender byte for byte against libsrtp over long packet runs and against the RFC 3711, RFC 7714
+ * and libsrtp test vectors, with no allocation per packet; plus a rough protect timing that is
+ * printed, not asserted. */
 #include "config.h"
 
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <gio/gio.h>
 #include <glib.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <srtp2/srtp.h>
 
 #include "media/dtls.h"
 #include "media/srtp.h"
+#include "media/srtp_evp.h"
 
 /* ---- keys from a real handshake ---- */
 
@@ -494,6 +504,656 @@ static void test_protect_timing(gconstpointer data)
     sessions_clear(&s);
 }
 
+/* ---- the OpenSSL sender against libsrtp and the RFCs ------------------------------------ */
+
+/* Every allocation OpenSSL makes in this process (the hooks are set first thing in main). */
+static gint openssl_allocs;
+static gboolean openssl_counting;
+
+static void *count_malloc(size_t n, const char *file, int line)
+{
+    g_atomic_int_inc(&openssl_allocs);
+    return malloc(n);
+}
+
+static void *count_realloc(void *p, size_t n, const char *file, int line)
+{
+    g_atomic_int_inc(&openssl_allocs);
+    return realloc(p, n);
+}
+
+static void count_free(void *p, const char *file, int line)
+{
+    free(p);
+}
+
+/* Hex digits (blanks ignored) into out; returns the byte count. */
+static size_t unhex(const char *s, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    int hi = -1;
+    for (; *s; s++) {
+        if (g_ascii_isspace(*s))
+            continue;
+        int v = g_ascii_xdigit_value(*s);
+        g_assert_cmpint(v, >=, 0);
+        if (hi < 0) {
+            hi = v;
+            continue;
+        }
+        g_assert_cmpuint(n, <, cap);
+        out[n++] = (uint8_t)(hi << 4 | v);
+        hi = -1;
+    }
+    g_assert_cmpint(hi, <, 0);
+    return n;
+}
+
+static void assert_hex(const uint8_t *got, size_t len, const char *want_hex)
+{
+    uint8_t want[512];
+    size_t n = unhex(want_hex, want, sizeof want);
+    g_assert_cmpmem(got, len, want, n);
+}
+
+/* The sender as media/srtp.c made it on libsrtp before the OpenSSL one replaced it: same policy
+ * (ssrc_any_outbound, 1024-packet window, allow_repeat_tx), same checks and error mapping. It is
+ * the reference every byte of the OpenSSL sender is compared with. */
+typedef struct {
+    srtp_t session;
+    size_t tag;
+} ref_tx;
+
+static void ref_init(ref_tx *r, encore_srtp_profile profile, const uint8_t *key,
+                     const uint8_t *salt)
+{
+    size_t key_len, salt_len;
+    g_assert_cmpint(encore_srtp_profile_lengths(profile, &key_len, &salt_len), ==, 0);
+    uint8_t key_salt[ENCORE_SRTP_MAX_KEY_LEN + ENCORE_SRTP_MAX_SALT_LEN];
+    memcpy(key_salt, key, key_len);
+    memcpy(key_salt + key_len, salt, salt_len);
+    srtp_policy_t policy;
+    memset(&policy, 0, sizeof policy);
+    if (profile == ENCORE_SRTP_AEAD_AES_128_GCM) {
+        srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtp);
+        srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtcp);
+    } else {
+        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtp);
+        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtcp);
+    }
+    policy.ssrc.type = ssrc_any_outbound;
+    policy.key = key_salt;
+    policy.window_size = 1024;
+    policy.allow_repeat_tx = 1;
+    g_assert_cmpint(encore_srtp_global_init(), ==, 0);
+    g_assert_cmpint(srtp_create(&r->session, &policy), ==, srtp_err_status_ok);
+    r->tag = profile == ENCORE_SRTP_AEAD_AES_128_GCM ? 16 : 10;
+}
+
+static int ref_status(srtp_err_status_t st)
+{
+    switch (st) {
+    case srtp_err_status_ok:
+        return 0;
+    case srtp_err_status_auth_fail:
+        return ENCORE_SRTP_ERR_AUTH;
+    case srtp_err_status_replay_fail:
+    case srtp_err_status_replay_old:
+        return ENCORE_SRTP_ERR_REPLAY;
+    case srtp_err_status_bad_param:
+    case srtp_err_status_parse_err:
+        return ENCORE_SRTP_ERR_MALFORMED;
+    default:
+        return ENCORE_SRTP_ERR_INTERNAL;
+    }
+}
+
+static size_t ref_rtp_header_len(const uint8_t *buf, size_t len)
+{
+    if (len < 12 || (buf[0] >> 6) != 2)
+        return 0;
+    size_t hl = 12 + 4u * (buf[0] & 0x0f);
+    if (buf[0] & 0x10) {
+        if (len < hl + 4)
+            return 0;
+        hl += 4 + 4u * (((size_t)buf[hl + 2] << 8) | buf[hl + 3]);
+    }
+    return hl <= len ? hl : 0;
+}
+
+static int ref_protect_rtp(ref_tx *r, uint8_t *buf, size_t *len, size_t cap)
+{
+    size_t n = *len;
+    if (n > 65535 || ref_rtp_header_len(buf, n) == 0)
+        return ENCORE_SRTP_ERR_MALFORMED;
+    if (cap < n || cap - n < r->tag)
+        return ENCORE_SRTP_ERR_NOSPACE;
+    int ilen = (int)n;
+    int rc = ref_status(srtp_protect(r->session, buf, &ilen));
+    if (rc == 0)
+        *len = (size_t)ilen;
+    return rc;
+}
+
+static int ref_protect_rtcp(ref_tx *r, uint8_t *buf, size_t *len, size_t cap)
+{
+    size_t n = *len;
+    if (n > 65535 || n < 8 || (buf[0] >> 6) != 2)
+        return ENCORE_SRTP_ERR_MALFORMED;
+    if (cap < n || cap - n < 4 + r->tag)
+        return ENCORE_SRTP_ERR_NOSPACE;
+    int ilen = (int)n;
+    int rc = ref_status(srtp_protect_rtcp(r->session, buf, &ilen));
+    if (rc == 0)
+        *len = (size_t)ilen;
+    return rc;
+}
+
+/* An encore_srtp whose outbound (local) keys are key/salt. */
+static encore_srtp *evp_session(encore_srtp_profile profile, const uint8_t *key,
+                                const uint8_t *salt)
+{
+    encore_srtp_keys k;
+    memset(&k, 0, sizeof k);
+    k.profile = profile;
+    g_assert_cmpint(encore_srtp_profile_lengths(profile, &k.key_len, &k.salt_len), ==, 0);
+    memcpy(k.local_key, key, k.key_len);
+    memcpy(k.local_salt, salt, k.salt_len);
+    memset(k.remote_key, 0x42, sizeof k.remote_key);
+    memset(k.remote_salt, 0x24, sizeof k.remote_salt);
+    GError *error = NULL;
+    encore_srtp *s = encore_srtp_new(&k, &error);
+    g_assert_no_error(error);
+    return s;
+}
+
+/* RFC 3711 appendix B.3: the session keys of one master key and salt (key derivation rate 0). */
+static void test_kdf_rfc3711(void)
+{
+    uint8_t mk[16], ms[14], out[94];
+    unhex("E1F97A0D3E018BE0D64FA32C06DE4139", mk, sizeof mk);
+    unhex("0EC675AD498AFEEBB6960B3AABE6", ms, sizeof ms);
+    g_assert_cmpint(encore_srtp_evp_kdf(mk, ms, 14, ENCORE_SRTP_LABEL_RTP_ENCRYPTION, out, 16), ==,
+                    0);
+    assert_hex(out, 16, "C61E7A93744F39EE10734AFE3FF7A087");
+    g_assert_cmpint(encore_srtp_evp_kdf(mk, ms, 14, ENCORE_SRTP_LABEL_RTP_SALT, out, 14), ==, 0);
+    assert_hex(out, 14, "30CBBC08863D8C85D49DB34A9AE1");
+    /* The RFC lists 94 bytes of the authentication key stream; SHA1-80 uses the first 20. */
+    g_assert_cmpint(encore_srtp_evp_kdf(mk, ms, 14, ENCORE_SRTP_LABEL_RTP_AUTH, out, 94), ==, 0);
+    assert_hex(out, 94,
+               "CEBE321F6FF7716B6FD4AB49AF256A15 6D38BAA48F0A0ACF3C34E2359E6CDBCE"
+               "E049646C43D9327AD175578EF7227098 6371C10C9A369AC2F94A8C5FBCDDDC25"
+               "6D6E919A48B610EF17C2041E47403576 6B68642C59BBFC2F34DB60DBDFB2");
+
+    encore_srtp_evp_session_keys rtp, rtcp;
+    g_assert_cmpint(
+        encore_srtp_evp_derive(ENCORE_SRTP_AES128_CM_SHA1_80, mk, 16, ms, 14, &rtp, &rtcp), ==, 0);
+    assert_hex(rtp.enc_key, 16, "C61E7A93744F39EE10734AFE3FF7A087");
+    assert_hex(rtp.salt, 14, "30CBBC08863D8C85D49DB34A9AE1");
+    assert_hex(rtp.auth_key, 20, "CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4");
+    /* RTCP takes labels 3, 4, 5: other keys. */
+    g_assert_true(memcmp(rtcp.enc_key, rtp.enc_key, 16) != 0);
+    g_assert_cmpint(encore_srtp_evp_kdf(mk, ms, 14, ENCORE_SRTP_LABEL_RTCP_AUTH, out, 20), ==, 0);
+    g_assert_cmpmem(rtcp.auth_key, 20, out, 20);
+
+    /* GCM: a 12-byte salt, no authentication key. */
+    g_assert_cmpint(
+        encore_srtp_evp_derive(ENCORE_SRTP_AEAD_AES_128_GCM, mk, 16, ms, 12, &rtp, &rtcp), ==, 0);
+    g_assert_cmpint(encore_srtp_evp_kdf(mk, ms, 12, ENCORE_SRTP_LABEL_RTP_SALT, out, 12), ==, 0);
+    g_assert_cmpmem(rtp.salt, 12, out, 12);
+    static const uint8_t zero[20];
+    g_assert_cmpmem(rtp.salt + 12, 2, zero, 2);
+    g_assert_cmpmem(rtp.auth_key, 20, zero, 20);
+
+    /* Wrong lengths and profiles. */
+    g_assert_cmpint(
+        encore_srtp_evp_derive(ENCORE_SRTP_AEAD_AES_128_GCM, mk, 16, ms, 14, &rtp, &rtcp), ==, -1);
+    g_assert_cmpint(
+        encore_srtp_evp_derive(ENCORE_SRTP_AES128_CM_SHA1_80, mk, 15, ms, 14, &rtp, &rtcp), ==, -1);
+    g_assert_cmpint(encore_srtp_evp_derive(ENCORE_SRTP_PROFILE_NONE, mk, 16, ms, 14, &rtp, &rtcp),
+                    ==, -1);
+    g_assert_cmpint(encore_srtp_evp_kdf(mk, ms, 15, 0, out, 16), ==, -1);
+    g_assert_null(encore_srtp_evp_new(ENCORE_SRTP_PROFILE_NONE, &rtp, &rtcp));
+    encore_srtp_evp_free(NULL);
+}
+
+/* RFC 3711 appendix B.2: with SSRC 0 and index 0 the AES-CM counter is the session salt, so the
+ * payload of a packet of zeros becomes the keystream; the tag is checked against OpenSSL's
+ * one-shot HMAC. */
+static void test_cm_rfc3711(void)
+{
+    encore_srtp_evp_session_keys k;
+    memset(&k, 0, sizeof k);
+    unhex("2B7E151628AED2A6ABF7158809CF4F3C", k.enc_key, sizeof k.enc_key);
+    unhex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD", k.salt, sizeof k.salt);
+    for (size_t i = 0; i < sizeof k.auth_key; i++)
+        k.auth_key[i] = (uint8_t)(0xa0 + i);
+    encore_srtp_evp *tx = encore_srtp_evp_new(ENCORE_SRTP_AES128_CM_SHA1_80, &k, &k);
+    g_assert_nonnull(tx);
+    _Alignas(8) uint8_t buf[12 + 48 + 10] = {0x80};
+    size_t len = 12 + 48;
+    g_assert_cmpint(encore_srtp_evp_protect_rtp(tx, buf, &len, sizeof buf), ==, 0);
+    g_assert_cmpuint(len, ==, sizeof buf);
+    assert_hex(buf + 12, 48,
+               "E03EAD0935C95E80E166B16DD92B4EB4 D23513162B02D0F72A43A2FE4A5F97AB"
+               "41E95B3BB0A2E8DD477901E4FCA894C0");
+    uint8_t msg[12 + 48 + 4] = {0};
+    memcpy(msg, buf, 12 + 48); /* ROC 0 follows */
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned mac_len = 0;
+    g_assert_nonnull(HMAC(EVP_sha1(), k.auth_key, 20, msg, sizeof msg, mac, &mac_len));
+    g_assert_cmpmem(buf + 60, 10, mac, 10);
+    encore_srtp_evp_free(tx);
+}
+
+/* RFC 7714 sections 16.1.1 and 17.1: AEAD_AES_128_GCM with the session key and salt given. */
+static void test_gcm_rfc7714(void)
+{
+    encore_srtp_evp_session_keys k;
+    memset(&k, 0, sizeof k);
+    unhex("000102030405060708090a0b0c0d0e0f", k.enc_key, sizeof k.enc_key);
+    unhex("517569642070726f2071756f", k.salt, 12);
+    encore_srtp_evp *tx = encore_srtp_evp_new(ENCORE_SRTP_AEAD_AES_128_GCM, &k, &k);
+    g_assert_nonnull(tx);
+
+    _Alignas(8) uint8_t buf[128];
+    size_t len = unhex("8040f17b 8041f8d3 5501a0b2 47616c6c 69612065 7374206f 6d6e6973 "
+                       "20646976 69736120 696e2070 61727465 73207472 6573",
+                       buf, sizeof buf);
+    g_assert_cmpint(encore_srtp_evp_protect_rtp(tx, buf, &len, sizeof buf), ==, 0);
+    assert_hex(buf, len,
+               "8040f17b 8041f8d3 5501a0b2 f24de3a3 fb34de6c acba861c 9d7e4bca be633bd5"
+               "0d294e6f 42a5f47a 51c7d19b 36de3adf 8833899d 7f27beb1 6a9152cf 765ee439 0cce");
+
+    /* SRTCP index 0x5d4 of SSRC "Mars": use up indexes 1..0x5d3 first. */
+    const char *rtcp_plain = "81c8000d 4d617273 4e545031 4e545032 52545020 0000042a 0000e930"
+                             "4c756e61 deadbeef deadbeef deadbeef deadbeef deadbeef";
+    for (int i = 1; i < 0x5d4; i++) {
+        len = unhex(rtcp_plain, buf, sizeof buf);
+        g_assert_cmpint(encore_srtp_evp_protect_rtcp(tx, buf, &len, sizeof buf), ==, 0);
+        g_assert_cmpint((buf[len - 2] << 8) | buf[len - 1], ==, i);
+    }
+    len = unhex(rtcp_plain, buf, sizeof buf);
+    g_assert_cmpint(encore_srtp_evp_protect_rtcp(tx, buf, &len, sizeof buf), ==, 0);
+    assert_hex(buf, len,
+               "81c8000d 4d617273 63e94885 dcdab67c a727d766 2f6b7e99 7ff5c0f7 6c06f32d"
+               "c676a5f1 730d6fda 4ce09b46 86303ded 0bb9275b c84aa458 96cf4d2f c5abf872"
+               "45d9eade 800005d4");
+    encore_srtp_evp_free(tx);
+}
+
+/* The known-answer packets of libsrtp's own test driver (test/srtp_driver.c, srtp_validate and
+ * srtp_validate_gcm): master key to wire bytes, through the public API, and through the libsrtp
+ * reference as a check on the reference itself. */
+static void test_libsrtp_vectors(gconstpointer data)
+{
+    encore_srtp_profile profile = GPOINTER_TO_INT(data);
+    bool gcm = profile == ENCORE_SRTP_AEAD_AES_128_GCM;
+    uint8_t key[16], salt[14];
+    if (gcm) {
+        unhex("000102030405060708090a0b0c0d0e0f", key, sizeof key);
+        unhex("a0a1a2a3a4a5a6a7a8a9aaab", salt, sizeof salt);
+    } else {
+        unhex("e1f97a0d3e018be0d64fa32c06de4139", key, sizeof key);
+        unhex("0ec675ad498afeebb6960b3aabe6", salt, sizeof salt);
+    }
+    const char *rtp_plain = "800f1234 decafbad cafebabe abababab abababab abababab abababab";
+    const char *rtcp_plain = "81c8000b cafebabe abababab abababab abababab abababab";
+    const char *rtp_want =
+        gcm ? "800f1234 decafbad cafebabe c5002ede 04cfdd2e b91159e0 880aa06e d2976826 f796b201"
+              "df3131a1 27e8a392"
+            : "800f1234 decafbad cafebabe 4e55dc4c e79978d8 8ca4d215 949d2402 b78d6acc 99ea179b"
+              "8dbb";
+    const char *rtcp_want =
+        gcm ? "81c8000b cafebabe c98b8b5d f0392a55 852b6c21 ac8e7025 c52c6fbe a2b3b446 ea31123b"
+              "a88ce61e 80000001"
+            : "81c8000b cafebabe 7128035b e487b9bd bef89041 f977a5a8 80000001 993e08cd 54d6c123"
+              "0798";
+
+    encore_srtp *s = evp_session(profile, key, salt);
+    ref_tx ref;
+    ref_init(&ref, profile, key, salt);
+    for (int which = 0; which < 2; which++) {
+        _Alignas(8) uint8_t buf[128];
+        size_t len = unhex(rtp_plain, buf, sizeof buf);
+        int rc = which ? ref_protect_rtp(&ref, buf, &len, sizeof buf)
+                       : encore_srtp_protect_rtp(s, buf, &len, sizeof buf);
+        g_assert_cmpint(rc, ==, 0);
+        assert_hex(buf, len, rtp_want);
+        len = unhex(rtcp_plain, buf, sizeof buf);
+        rc = which ? ref_protect_rtcp(&ref, buf, &len, sizeof buf)
+                   : encore_srtp_protect_rtcp(s, buf, &len, sizeof buf);
+        g_assert_cmpint(rc, ==, 0);
+        assert_hex(buf, len, rtcp_want);
+    }
+    srtp_dealloc(ref.session);
+    encore_srtp_free(s);
+}
+
+/* ---- byte for byte against libsrtp over a long run ---- */
+
+#define GEN_SSRCS 4
+#define GEN_HISTORY 64
+#define GEN_BUF 1600
+
+/* A deterministic stream of packets the way a sender might produce them, and worse. */
+typedef struct {
+    GRand *rand;
+    uint32_t ssrc[GEN_SSRCS + 1]; /* the last one only sends RTCP */
+    uint16_t next_seq[GEN_SSRCS];
+    uint8_t history[GEN_HISTORY][GEN_BUF]; /* recent plain RTP packets, for retransmissions */
+    size_t history_len[GEN_HISTORY];
+    guint history_n;
+    /* The last packet was a jump of stream jump_slot from jump_from: undone if refused. */
+    int jump_slot;
+    uint16_t jump_from;
+} gen;
+
+static guint gen_range(gen *g, guint lo, guint hi) /* [lo, hi] */
+{
+    return (guint)g_rand_int_range(g->rand, (gint32)lo, (gint32)hi + 1);
+}
+
+static void gen_bytes(gen *g, uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)g_rand_int(g->rand);
+}
+
+/* A valid RTP packet of SSRC slot i with sequence number seq: CSRCs, header extensions, marker,
+ * padding bit and payload length (0..1200) all vary. */
+static size_t gen_rtp(gen *g, int i, uint16_t seq, uint8_t *buf)
+{
+    guint cc = gen_range(g, 0, 9) == 0 ? gen_range(g, 1, 15) : 0;
+    bool x = gen_range(g, 0, 4) == 0;
+    buf[0] = (uint8_t)(0x80 | (gen_range(g, 0, 19) == 0 ? 0x20 : 0) | (x ? 0x10 : 0) | cc);
+    buf[1] = (uint8_t)g_rand_int(g->rand);
+    buf[2] = (uint8_t)(seq >> 8);
+    buf[3] = (uint8_t)seq;
+    gen_bytes(g, buf + 4, 4);
+    buf[8] = (uint8_t)(g->ssrc[i] >> 24);
+    buf[9] = (uint8_t)(g->ssrc[i] >> 16);
+    buf[10] = (uint8_t)(g->ssrc[i] >> 8);
+    buf[11] = (uint8_t)g->ssrc[i];
+    size_t n = 12;
+    gen_bytes(g, buf + n, 4 * cc);
+    n += 4 * cc;
+    if (x) {
+        guint words = gen_range(g, 0, 9) == 0 ? gen_range(g, 9, 40) : gen_range(g, 0, 8);
+        if (gen_range(g, 0, 1)) {
+            buf[n] = 0xBE;
+            buf[n + 1] = 0xDE;
+        } else {
+            gen_bytes(g, buf + n, 2);
+        }
+        buf[n + 2] = (uint8_t)(words >> 8);
+        buf[n + 3] = (uint8_t)words;
+        gen_bytes(g, buf + n + 4, 4 * words);
+        n += 4 + 4 * words;
+    }
+    guint r = gen_range(g, 0, 99);
+    size_t payload = r < 5 ? 0 : r < 70 ? gen_range(g, 20, 300) : gen_range(g, 0, 1200);
+    gen_bytes(g, buf + n, payload);
+    return n + payload;
+}
+
+/* A (compound) RTCP packet from one of the SSRCs: 8 to 248 bytes. */
+static size_t gen_rtcp(gen *g, uint8_t *buf)
+{
+    guint words = gen_range(g, 0, 60);
+    uint32_t ssrc = g->ssrc[gen_range(g, 0, GEN_SSRCS)];
+    buf[0] = (uint8_t)(0x80 | gen_range(g, 0, 31) | (gen_range(g, 0, 19) == 0 ? 0x20 : 0));
+    buf[1] = (uint8_t)gen_range(g, 200, 207);
+    buf[2] = (uint8_t)((words + 1) >> 8);
+    buf[3] = (uint8_t)(words + 1);
+    buf[4] = (uint8_t)(ssrc >> 24);
+    buf[5] = (uint8_t)(ssrc >> 16);
+    buf[6] = (uint8_t)(ssrc >> 8);
+    buf[7] = (uint8_t)ssrc;
+    gen_bytes(g, buf + 8, 4 * words);
+    return 8 + 4 * words;
+}
+
+static int gen_pick_ssrc(gen *g)
+{
+    guint r = gen_range(g, 0, 99);
+    return r < 50 ? 0 : r < 70 ? 1 : r < 85 ? 2 : 3;
+}
+
+typedef struct {
+    guint rtp_ok, rtcp_ok, replay, malformed, nospace, retransmits, late, jumps;
+} run_counts;
+
+/* Builds the next packet into buf; returns its length and whether it is RTCP. May set *cap
+ * smaller than the buffer to provoke NOSPACE. */
+static size_t gen_next(gen *g, uint8_t *buf, size_t *cap, bool *rtcp, run_counts *c)
+{
+    *cap = GEN_BUF;
+    g->jump_slot = -1;
+    *rtcp = gen_range(g, 0, 99) < 45;
+    size_t n;
+    if (*rtcp) {
+        n = gen_rtcp(g, buf);
+    } else {
+        int i = gen_pick_ssrc(g);
+        guint action = gen_range(g, 0, 999);
+        if (action < 80 && g->history_n > 0) {
+            /* A NACK retransmission: the same bytes again. */
+            guint h = gen_range(g, 0, MIN(g->history_n, GEN_HISTORY) - 1);
+            memcpy(buf, g->history[h], g->history_len[h]);
+            c->retransmits++;
+            return g->history_len[h];
+        }
+        uint16_t seq;
+        if (action < 150) {
+            /* A gap: packets that never went out (e.g. the singer's loss). */
+            g->next_seq[i] = (uint16_t)(g->next_seq[i] + gen_range(g, 2, 3000));
+            seq = g->next_seq[i]++;
+        } else if (action < 220) {
+            /* Late: inside the window or (about half of the time) behind it. */
+            seq = (uint16_t)(g->next_seq[i] - gen_range(g, 1, 2000));
+            c->late++;
+        } else if (action < 225) {
+            /* A jump of about half the sequence space: the rollover guess goes either way. A
+             * refused one is undone, or every later packet of the stream would be refused too. */
+            g->jump_slot = i;
+            g->jump_from = g->next_seq[i];
+            guint d = gen_range(g, 20000, 45000);
+            g->next_seq[i] = (uint16_t)(g->next_seq[i] + (gen_range(g, 0, 1) ? d : 65536 - d));
+            seq = g->next_seq[i]++;
+            c->jumps++;
+        } else {
+            seq = g->next_seq[i]++;
+        }
+        n = gen_rtp(g, i, seq, buf);
+        guint h = g->history_n++ % GEN_HISTORY;
+        memcpy(g->history[h], buf, n);
+        g->history_len[h] = n;
+    }
+    guint bad = gen_range(g, 0, 99);
+    if (bad == 0) {
+        /* Malformed: cut short, wrong version, or a header running past the end. */
+        switch (gen_range(g, 0, 2)) {
+        case 0:
+            n = gen_range(g, 0, *rtcp ? 7 : 11);
+            break;
+        case 1:
+            buf[0] = (uint8_t)((buf[0] & 0x3f) | (gen_range(g, 0, 2) << 6));
+            break;
+        default:
+            if (!*rtcp) {
+                buf[0] |= 0x0f;
+                n = MIN(n, 12 + 59);
+            }
+            break;
+        }
+    } else if (bad == 1) {
+        /* One byte short of room for the trailer. */
+        *cap = n + (*rtcp ? 4 : 0) + 9;
+    }
+    return n;
+}
+
+static void test_identical(gconstpointer data)
+{
+    encore_srtp_profile profile = GPOINTER_TO_INT(data);
+    guint32 seed = g_test_rand_int();
+    gen *g = g_new0(gen, 1);
+    g->rand = g_rand_new_with_seed(seed);
+    for (int i = 0; i <= GEN_SSRCS; i++)
+        g->ssrc[i] = g_rand_int(g->rand);
+    /* Stream 0 wraps within the first 300 packets, stream 1 starts at 0, stream 2 right above
+     * the point where libsrtp starts to guess the rollover counter, stream 3 anywhere. */
+    g->next_seq[0] = 65236;
+    g->next_seq[1] = 0;
+    g->next_seq[2] = 0x8001;
+    g->next_seq[3] = (uint16_t)g_rand_int(g->rand);
+
+    uint8_t key[16], salt[14];
+    gen_bytes(g, key, sizeof key);
+    gen_bytes(g, salt, sizeof salt);
+    encore_srtp *s = evp_session(profile, key, salt);
+    ref_tx ref;
+    ref_init(&ref, profile, key, salt);
+
+    run_counts c = {0};
+    _Alignas(8) uint8_t a[GEN_BUF + 32], b[GEN_BUF + 32];
+    guint step = 0;
+    for (; c.rtp_ok < 100000 || c.rtcp_ok < 100000; step++) {
+        size_t cap;
+        bool rtcp;
+        size_t n = gen_next(g, a, &cap, &rtcp, &c);
+        memcpy(b, a, n);
+        size_t alen = n, blen = n;
+        int ra =
+            rtcp ? ref_protect_rtcp(&ref, a, &alen, cap) : ref_protect_rtp(&ref, a, &alen, cap);
+        int rb = rtcp ? encore_srtp_protect_rtcp(s, b, &blen, cap)
+                      : encore_srtp_protect_rtp(s, b, &blen, cap);
+        if (ra != rb || alen != blen || memcmp(a, b, MAX(alen, n)) != 0)
+            g_error("seed %" G_GUINT32_FORMAT " step %u (%s, %zu bytes): libsrtp %d/%zu, OpenSSL "
+                    "%d/%zu, bytes %s",
+                    seed, step, rtcp ? "RTCP" : "RTP", n, ra, alen, rb, blen,
+                    memcmp(a, b, MAX(alen, n)) ? "differ" : "equal");
+        if (ra == ENCORE_SRTP_ERR_REPLAY && g->jump_slot >= 0)
+            g->next_seq[g->jump_slot] = g->jump_from;
+        if (ra == 0)
+            (*(rtcp ? &c.rtcp_ok : &c.rtp_ok))++;
+        else if (ra == ENCORE_SRTP_ERR_REPLAY)
+            c.replay++;
+        else if (ra == ENCORE_SRTP_ERR_MALFORMED)
+            c.malformed++;
+        else if (ra == ENCORE_SRTP_ERR_NOSPACE)
+            c.nospace++;
+        else
+            g_error("unexpected error %d at step %u", ra, step);
+    }
+    /* libsrtp's own rollover counters moved, so the comparison covered ROC > 0. */
+    guint32 roc[GEN_SSRCS];
+    for (int i = 0; i < GEN_SSRCS; i++)
+        g_assert_cmpint(srtp_get_stream_roc(ref.session, g->ssrc[i], &roc[i]), ==, 0);
+    g_test_message(
+        "%s seed %" G_GUINT32_FORMAT ": %u steps, identical: %u RTP + %u RTCP "
+        "protected, %u retransmissions, %u late, %u half-space jumps; same errors: %u "
+        "replay, %u malformed, %u no space; libsrtp's ROC per SSRC at the end %u/%u/%u/%u",
+        encore_srtp_profile_name(profile), seed, step, c.rtp_ok, c.rtcp_ok, c.retransmits, c.late,
+        c.jumps, c.replay, c.malformed, c.nospace, roc[0], roc[1], roc[2], roc[3]);
+    g_assert_cmpuint(roc[0], >=, 1);
+    g_assert_cmpuint(c.replay, >, 0);
+    g_assert_cmpuint(c.malformed, >, 0);
+    g_assert_cmpuint(c.nospace, >, 0);
+    srtp_dealloc(ref.session);
+    encore_srtp_free(s);
+    g_rand_free(g->rand);
+    g_free(g);
+}
+
+/* Sequence numbers chosen to hit each branch of libsrtp's index estimate, one fresh session per
+ * start, same bytes and same errors. */
+static void test_identical_edges(gconstpointer data)
+{
+    encore_srtp_profile profile = GPOINTER_TO_INT(data);
+    static const uint16_t starts[] = {0, 1, 1023, 1024, 0x7fff, 0x8000, 0x8001, 0xfffe, 0xffff};
+    static const int32_t steps[] = {1,      -1,      1024,    -1023, -1024,  -1025, 0x7fff, 0x8000,
+                                    0x8001, -0x7fff, -0x8000, 30000, -30000, 1,     1,      2};
+    uint8_t key[16] = {1, 2, 3}, salt[14] = {4, 5, 6};
+    guint compared = 0;
+    for (size_t si = 0; si < G_N_ELEMENTS(starts); si++) {
+        encore_srtp *s = evp_session(profile, key, salt);
+        ref_tx ref;
+        ref_init(&ref, profile, key, salt);
+        uint16_t seq = starts[si];
+        for (int round = 0; round < 40; round++) {
+            for (size_t k = 0; k < G_N_ELEMENTS(steps); k++) {
+                _Alignas(8) uint8_t a[BUF_CAP], b[BUF_CAP];
+                size_t alen = make_rtp(a, seq, 0x5eed, (uint8_t)k), blen = alen;
+                memcpy(b, a, alen);
+                int ra = ref_protect_rtp(&ref, a, &alen, sizeof a);
+                int rb = encore_srtp_protect_rtp(s, b, &blen, sizeof b);
+                g_assert_cmpint(ra, ==, rb);
+                g_assert_cmpmem(a, alen, b, blen);
+                compared++;
+                seq = (uint16_t)(seq + steps[(k + si + (size_t)round) % G_N_ELEMENTS(steps)]);
+            }
+        }
+        srtp_dealloc(ref.session);
+        encore_srtp_free(s);
+    }
+    g_assert_cmpuint(compared, ==, G_N_ELEMENTS(starts) * 40 * G_N_ELEMENTS(steps));
+}
+
+/* One session keeps 16 SSRCs; a 17th fails cleanly and the others go on. */
+static void test_stream_limit(gconstpointer data)
+{
+    encore_srtp_profile profile = GPOINTER_TO_INT(data);
+    uint8_t key[16] = {9}, salt[14] = {8};
+    encore_srtp *s = evp_session(profile, key, salt);
+    _Alignas(8) uint8_t buf[BUF_CAP];
+    size_t len;
+    for (uint32_t i = 0; i < ENCORE_SRTP_EVP_MAX_STREAMS; i++) {
+        len = make_rtp(buf, 7, 1000 + i, 1);
+        g_assert_cmpint(encore_srtp_protect_rtp(s, buf, &len, sizeof buf), ==, 0);
+    }
+    len = make_rtp(buf, 7, 5000, 1);
+    g_assert_cmpint(encore_srtp_protect_rtp(s, buf, &len, sizeof buf), ==,
+                    ENCORE_SRTP_ERR_INTERNAL);
+    len = make_rtcp(buf, 5000, 1);
+    g_assert_cmpint(encore_srtp_protect_rtcp(s, buf, &len, sizeof buf), ==,
+                    ENCORE_SRTP_ERR_INTERNAL);
+    len = make_rtcp(buf, 1003, 1); /* an SSRC it has */
+    g_assert_cmpint(encore_srtp_protect_rtcp(s, buf, &len, sizeof buf), ==, 0);
+    len = make_rtp(buf, 8, 1015, 1);
+    g_assert_cmpint(encore_srtp_protect_rtp(s, buf, &len, sizeof buf), ==, 0);
+    encore_srtp_free(s);
+}
+
+/* After a stream's first packet, protect makes no OpenSSL allocation at all (OpenSSL's memory
+ * hooks count every one), for RTP and RTCP. */
+static void test_no_allocation(gconstpointer data)
+{
+    encore_srtp_profile profile = GPOINTER_TO_INT(data);
+    if (!openssl_counting) {
+        g_test_skip("OpenSSL allocated before main could hook its allocator");
+        return;
+    }
+    uint8_t key[16] = {7}, salt[14] = {6};
+    gint at_start = g_atomic_int_get(&openssl_allocs);
+    encore_srtp *s = evp_session(profile, key, salt);
+    /* The hooks see OpenSSL's allocations: setting up the cipher contexts makes some. */
+    g_assert_cmpint(g_atomic_int_get(&openssl_allocs), >, at_start);
+    _Alignas(8) uint8_t buf[BUF_CAP];
+    size_t len = make_rtp(buf, 1, 77, 1);
+    g_assert_cmpint(encore_srtp_protect_rtp(s, buf, &len, sizeof buf), ==, 0);
+    gint before = g_atomic_int_get(&openssl_allocs);
+    for (int i = 0; i < 20000; i++) {
+        len = make_rtp(buf, (uint16_t)(i + 2), 77, (uint8_t)i);
+        g_assert_cmpint(encore_srtp_protect_rtp(s, buf, &len, sizeof buf), ==, 0);
+        len = make_rtcp(buf, 77, (uint8_t)i);
+        g_assert_cmpint(encore_srtp_protect_rtcp(s, buf, &len, sizeof buf), ==, 0);
+    }
+    g_assert_cmpint(g_atomic_int_get(&openssl_allocs) - before, ==, 0);
+    encore_srtp_free(s);
+}
+
 static void add(const char *name, GTestDataFunc fn)
 {
     static const struct {
@@ -512,6 +1172,9 @@ static void add(const char *name, GTestDataFunc fn)
 
 int main(int argc, char **argv)
 {
+    /* Before anything can make OpenSSL allocate; fails (and the no-allocation test skips) if
+     * something already did. */
+    openssl_counting = CRYPTO_set_mem_functions(count_malloc, count_realloc, count_free) == 1;
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/srtp/new/invalid", test_new_invalid);
     add("rtp-roundtrip", test_rtp_roundtrip);
@@ -521,5 +1184,13 @@ int main(int argc, char **argv)
     add("rtcp", test_rtcp);
     add("malformed", test_malformed);
     add("protect-timing", test_protect_timing);
+    g_test_add_func("/srtp/evp/kdf-rfc3711", test_kdf_rfc3711);
+    g_test_add_func("/srtp/evp/aes-cm-rfc3711", test_cm_rfc3711);
+    g_test_add_func("/srtp/evp/aes-gcm-rfc7714", test_gcm_rfc7714);
+    add("libsrtp-vectors", test_libsrtp_vectors);
+    add("identical-to-libsrtp", test_identical);
+    add("identical-index-edges", test_identical_edges);
+    add("stream-limit", test_stream_limit);
+    add("no-allocation", test_no_allocation);
     return g_test_run();
 }
