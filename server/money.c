@@ -556,8 +556,8 @@ static void on_gift(const encore_transfer_result *r, void *user_data)
                  ENCORE_SPENDCAP_OK;
     int64_t combo = p->count;
     if (fresh) {
-        /* First time this transfer is seen: rank it, count the combo, tell the room. A replayed
-         * answer (a retry) changes nothing and is not broadcast again. */
+        /* First time this transfer is seen: rank it and count the combo. A replayed answer (a
+         * retry) changes nothing and is not broadcast again. */
         bool changed = false;
         apply_gift(mo, r->transfer_id, &p->rec, now_us(), &changed);
         if (changed)
@@ -566,13 +566,15 @@ static void on_gift(const encore_transfer_result *r, void *user_data)
                                        g_get_monotonic_time() / 1000);
         mo->gifts++;
         mo->gift_coins += (uint64_t)p->total;
-        broadcast_gift(mo, p, r->transfer_id, combo);
     }
+    /* The sender's answer goes out before the room's event, so it never waits behind it. */
     if (c)
         encore_ws_reply(c, p->l.id,
                         json_pack("{s:I, s:I, s:I, s:b}", "transfer", (json_int_t)r->transfer_id,
                                   "coins", (json_int_t)p->total, "combo", (json_int_t)combo,
                                   "replayed", r->replayed || !fresh));
+    if (fresh)
+        broadcast_gift(mo, p, r->transfer_id, combo);
 }
 
 /* A gift to someone no longer on stage, a gift refused here (cap, catalog) and a gift the ledger

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,6 +469,10 @@ static int on_confirm_upgrade(encore_ws *ws, struct lws *wsi, const char *upgrad
 
 static int on_established(encore_ws *ws, session *s, struct lws *wsi)
 {
+    /* Answers and events are small frames that must leave at once: without this, Nagle holds an
+     * answer queued behind an event until the client's delayed ACK (up to 40 ms). */
+    int one = 1;
+    (void)setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     encore_ws_conn *conn = g_new0(encore_ws_conn, 1);
     conn->ws = ws;
     conn->wsi = wsi;
