@@ -604,6 +604,30 @@ static int report(void)
 /* ---- main -------------------------------------------------------------------------------------
  */
 
+/* Encore: two accounts per run, made over HTTP on the websocket's host and port: the singer
+ * (role singer, may queue and publish) and one listener account whose token every listener
+ * websocket presents (the server allows one account on many connections). */
+static int sign_up(void)
+{
+    lg_sig_config *c = &lg->sigcfg;
+    const char *roles[2] = {"singer", "listener"};
+    char *tokens[2] = {c->singer_token, c->listener_token};
+    uint32_t run = g_random_int();
+    for (int i = 0; i < 2; i++) {
+        char name[33], why[256];
+        snprintf(name, sizeof name, "lg%08x-%s", run, roles[i]);
+        lg_account acct;
+        if (lg_http_signup(&c->url, NULL, name, "loadgen-password", roles[i], &acct, why,
+                           sizeof why) != 0) {
+            fprintf(stderr, "encore-loadgen: %s\n", why);
+            return -1;
+        }
+        g_strlcpy(tokens[i], acct.token, LG_TOKEN_MAX + 1);
+        lg_debug("signed up %s: user %" G_GINT64_FORMAT, name, acct.user_id);
+    }
+    return 0;
+}
+
 static void raise_nofile(void)
 {
     struct rlimit rl;
@@ -633,6 +657,11 @@ int main(int argc, char **argv)
                 "encore-loadgen: warning: %lu open files may not be enough for %u "
                 "listeners\n",
                 (unsigned long)rl.rlim_cur, lg->opt.listeners);
+
+    if (lg->opt.ops == &lg_sig_encore && sign_up() != 0) {
+        g_free(lg);
+        return 1;
+    }
 
     GError *error = NULL;
     if (encore_srtp_global_init() != 0) {

@@ -1,7 +1,7 @@
 /* Encore signaling adapter of the load generator (docs/protocol.md): one websocket per peer,
- * `room.join`, then `queue.join` for the singer, then `publish` or `subscribe` with our offer and
- * trickled `ice.candidate` both ways. Runs on the thread of its websocket's context; it must not
- * call back from inside its public calls. */
+ * `auth` with the run's token, `room.join`, then `queue.join` for the singer, then `publish` or
+ * `subscribe` with our offer and trickled `ice.candidate` both ways. Runs on the thread of its
+ * websocket's context; it must not call back from inside its public calls. */
 #include "config.h"
 
 #include <errno.h>
@@ -15,6 +15,7 @@ enum {
     ID_JOIN = 1,
     ID_QUEUE = 2,
     ID_MEDIA = 3,
+    ID_AUTH = 4,
 };
 
 struct lg_sig_thread {
@@ -102,6 +103,13 @@ static void on_reply(lg_sig_peer *p, json_t *msg, bool ok)
     }
     json_t *data = json_object_get(msg, "data");
     switch (id) {
+    case ID_AUTH: {
+        char name[32];
+        snprintf(name, sizeof name, "%s-%u", p->singer ? "singer" : "listener", p->index);
+        send_json(p, json_pack("{s:s, s:i, s:s, s:s}", "type", "room.join", "id", ID_JOIN, "room",
+                               p->t->cfg->room, "name", name));
+        return;
+    }
     case ID_JOIN:
         if (p->singer) {
             send_json(p, json_pack("{s:s, s:i}", "type", "queue.join", "id", ID_QUEUE));
@@ -167,10 +175,9 @@ out:
 static void on_open(lg_ws *ws, void *user_data)
 {
     lg_sig_peer *p = user_data;
-    char name[32];
-    snprintf(name, sizeof name, "%s-%u", p->singer ? "singer" : "listener", p->index);
-    send_json(p, json_pack("{s:s, s:i, s:s, s:s}", "type", "room.join", "id", ID_JOIN, "room",
-                           p->t->cfg->room, "name", name));
+    const lg_sig_config *cfg = p->t->cfg;
+    send_json(p, json_pack("{s:s, s:i, s:s}", "type", "auth", "id", ID_AUTH, "token",
+                           p->singer ? cfg->singer_token : cfg->listener_token));
 }
 
 static void on_closed(lg_ws *ws, const char *why, void *user_data)

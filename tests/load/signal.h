@@ -12,6 +12,7 @@
 
 #include <glib.h>
 
+#include "tests/load/http.h"
 #include "tests/load/ws.h"
 
 /* Shared by every thread, read-only after start-up except the atomics. */
@@ -22,6 +23,11 @@ typedef struct {
     unsigned ws_per_source; /* Encore: websockets per local loopback address (0: do not bind) */
     bool trickle;           /* send our candidates as trickle messages (else inside the SDP) */
     bool verbose;
+    /* Encore: the access tokens every websocket presents first (`auth`), one account for the
+     * singer (role singer) and one shared by every listener; signed up by main before any
+     * thread starts. */
+    char singer_token[LG_TOKEN_MAX + 1];
+    char listener_token[LG_TOKEN_MAX + 1];
     atomic_uint next_conn;       /* Encore: connections opened so far (picks the source address) */
     _Atomic uint64_t janus_feed; /* Janus: the singer's publisher id, 0 until it has joined */
 } lg_sig_config;

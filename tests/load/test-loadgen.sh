@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Self-check of the load generator: starts $ENCORED on a free loopback port, runs encore-loadgen
-# with 20 listeners for a 3 s window and checks the JSON it writes (everyone joined, audio decoded,
+# Self-check of the load generator: starts $ENCORED on a free loopback port (cheap Argon2
+# parameters), runs encore-loadgen (it signs up a singer and a listener account) with 20
+# listeners for a 3 s window and checks the JSON it writes (everyone joined, audio decoded,
 # packets delivered, loss under 1%). Prints TAP; asserts no times. Run it inside a loopback-only
 # network namespace (scripts/test wraps `make check` in `unshare -n`): it only talks to 127.0.0.1.
 set -uo pipefail
@@ -49,8 +50,11 @@ done
 lo=$((41000 + RANDOM % 8000))
 
 mkdir -p "$tmp/data"
-"$ENCORED" --listen "127.0.0.1:$port" --data-dir "$tmp/data" --media-ip 127.0.0.1 \
-  --rtp-ports "$lo-$((lo + 199))" --web-root "$top_srcdir/web" >"$tmp/encored.log" 2>&1 &
+# Cheap Argon2 (tests only): the load generator signs up two accounts per run.
+printf '[accounts]\npassword_memory = 256\npassword_passes = 1\n' > "$tmp/encored.ini"
+"$ENCORED" --config "$tmp/encored.ini" --listen "127.0.0.1:$port" --data-dir "$tmp/data" \
+  --media-ip 127.0.0.1 --rtp-ports "$lo-$((lo + 199))" --web-root "$top_srcdir/web" \
+  >"$tmp/encored.log" 2>&1 &
 server_pid=$!
 up=1
 for _ in $(seq 1 100); do
