@@ -1,7 +1,9 @@
 /* The ledger thread and its queue: requests from any thread are queued, the thread takes every
  * pending request (up to max_batch), runs them in one store transaction (group commit), retries
  * transient failures, and only after the commit delivers each answer to its caller's context.
- * The store connection belongs to the ledger thread alone; no answer leaves before its commit. */
+ * With a store that syncs apart (SQLite), a syncer thread makes each round durable while the
+ * ledger thread runs the next one, and delivers the round's answers after the sync. The store
+ * connection belongs to the ledger thread alone; no answer leaves before its commit is durable. */
 #define G_LOG_DOMAIN "encore-ledger"
 #include "config.h"
 
@@ -73,8 +75,23 @@ struct encore_ledger {
     GMutex sync_lock; /* guards every sync_wait.done */
     GCond sync_cond;
 
+    /* Stores with a sync op: rounds (answered ops of one batch and its reads) wait here, in
+     * order, for the syncer thread's next sync; only then are their answers delivered. */
+    GThread *syncer;
+    GMutex rounds_lock; /* guards rounds, syncer_stop */
+    GCond rounds_cond;
+    GQueue rounds; /* of ledger_round */
+    bool syncer_stop;
+    gint failed; /* atomic: a sync failed; every later request and read gets a store error */
+
     encore_ledger_stats stats; /* written by the ledger thread (and submit for `rejected`) */
 };
+
+/* The ops of one round of the ledger thread, handed to the syncer. */
+typedef struct {
+    ledger_op **ops;
+    size_t n;
+} ledger_round;
 
 #define STAT_ADD(l, field, n) __atomic_fetch_add(&(l)->stats.field, (n), __ATOMIC_RELAXED)
 
@@ -312,6 +329,29 @@ static void run_read(encore_ledger *l, ledger_op *op)
     }
 }
 
+/* Replaces the answers of a round that cannot be acknowledged (its sync failed, or an earlier
+ * one did): transfers become STORE_ERROR (they may or may not be on disk), reads errors. */
+static void fail_round(encore_ledger *l, ledger_op **ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ledger_op *op = ops[i];
+        if (op->type == OP_TRANSFER) {
+            if (op->item.status != ENCORE_LEDGER_STORE_ERROR)
+                STAT_ADD(l, store_errors, 1);
+            op->item.status = ENCORE_LEDGER_STORE_ERROR;
+            op->item.transfer_id = 0;
+            op->item.replayed = false;
+            continue;
+        }
+        op->ok = FALSE;
+        g_clear_pointer(&op->lines, g_ptr_array_unref);
+        g_clear_pointer(&op->record, encore_ledger_record_free);
+        g_clear_error(&op->error);
+        g_set_error(&op->error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_STORE,
+                    "the ledger stopped after a failed sync; reopen it");
+    }
+}
+
 static void count_answers(encore_ledger *l, encore_store_item **items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -351,6 +391,12 @@ static gpointer ledger_thread(gpointer data)
         g_mutex_unlock(&l->lock);
         if (stop)
             break;
+        if (g_atomic_int_get(&l->failed)) {
+            /* After a failed sync the store is not touched again (see submit in ledger.h). */
+            fail_round(l, ops, n);
+            complete(l, ops, n);
+            continue;
+        }
         size_t n_items = 0;
         for (size_t i = 0; i < n; i++)
             if (ops[i]->type == OP_TRANSFER)
@@ -359,14 +405,62 @@ static gpointer ledger_thread(gpointer data)
             run_items(l, items, n_items);
             count_answers(l, items, n_items);
         }
-        /* Reads run after the batch: they see everything committed before they were queued. */
+        /* Reads run after the batch: they see everything committed before they were queued
+         * (and are answered with the batch, once it is durable). */
         for (size_t i = 0; i < n; i++)
             if (ops[i]->type != OP_TRANSFER)
                 run_read(l, ops[i]);
-        complete(l, ops, n);
+        if (!l->syncer) {
+            complete(l, ops, n);
+            continue;
+        }
+        ledger_round *round = g_new(ledger_round, 1);
+        round->ops = g_memdup2(ops, n * sizeof(*ops));
+        round->n = n;
+        g_mutex_lock(&l->rounds_lock);
+        g_queue_push_tail(&l->rounds, round);
+        g_cond_signal(&l->rounds_cond);
+        g_mutex_unlock(&l->rounds_lock);
     }
     g_free(items);
     g_free(ops);
+    return NULL;
+}
+
+/* The syncer thread: takes every round waiting, syncs once (every batch they hold was committed
+ * before), then delivers their answers in order. Runs the store's sync only, never its
+ * connection. A failed sync stops the ledger: retrying it could report success for data the
+ * kernel dropped after the first failure, so nothing committed since is acknowledged. */
+static gpointer syncer_thread(gpointer data)
+{
+    encore_ledger *l = data;
+    GQueue rounds = G_QUEUE_INIT;
+    for (;;) {
+        g_mutex_lock(&l->rounds_lock);
+        while (g_queue_is_empty(&l->rounds) && !l->syncer_stop)
+            g_cond_wait(&l->rounds_cond, &l->rounds_lock);
+        bool stop = g_queue_is_empty(&l->rounds);
+        rounds = l->rounds;
+        g_queue_init(&l->rounds);
+        g_mutex_unlock(&l->rounds_lock);
+        if (stop)
+            break;
+        GError *err = NULL;
+        if (!g_atomic_int_get(&l->failed) && !l->ops->sync(l->store, &err)) {
+            g_critical("%s: syncing committed batches failed, the ledger stops: %s", l->ops->name,
+                       err->message);
+            g_error_free(err);
+            g_atomic_int_set(&l->failed, 1);
+        }
+        ledger_round *round;
+        while ((round = g_queue_pop_head(&rounds))) {
+            if (g_atomic_int_get(&l->failed))
+                fail_round(l, round->ops, round->n);
+            complete(l, round->ops, round->n);
+            g_free(round->ops);
+            g_free(round);
+        }
+    }
     return NULL;
 }
 
@@ -417,7 +511,8 @@ static void answer_now(encore_ledger *l, ledger_op *op)
 
 static bool on_ledger_thread(encore_ledger *l)
 {
-    return g_thread_self() == l->thread;
+    GThread *self = g_thread_self();
+    return self == l->thread || (l->syncer && self == l->syncer);
 }
 
 static ledger_op *transfer_op(encore_ledger *l, const encore_transfer_req *req)
@@ -739,6 +834,12 @@ encore_ledger *encore_ledger_open(const encore_ledger_config *cfg, GError **erro
     g_queue_init(&l->queue);
     g_mutex_init(&l->sync_lock);
     g_cond_init(&l->sync_cond);
+    g_mutex_init(&l->rounds_lock);
+    g_cond_init(&l->rounds_cond);
+    g_queue_init(&l->rounds);
+    /* The syncer first: the ledger thread hands it rounds as soon as it runs. */
+    if (ops->sync)
+        l->syncer = g_thread_new("encore-ledger-sync", syncer_thread, l);
     l->thread = g_thread_new("encore-ledger", ledger_thread, l);
     return l;
 }
@@ -752,10 +853,20 @@ void encore_ledger_close(encore_ledger *ledger)
     g_mutex_unlock(&ledger->lock);
     g_cond_signal(&ledger->cond);
     g_thread_join(ledger->thread);
+    if (ledger->syncer) {
+        /* The ledger thread has handed over its last round: the syncer drains them, then ends. */
+        g_mutex_lock(&ledger->rounds_lock);
+        ledger->syncer_stop = true;
+        g_cond_signal(&ledger->rounds_cond);
+        g_mutex_unlock(&ledger->rounds_lock);
+        g_thread_join(ledger->syncer);
+    }
     ledger->ops->close(ledger->store);
     g_mutex_clear(&ledger->lock);
     g_cond_clear(&ledger->cond);
     g_mutex_clear(&ledger->sync_lock);
     g_cond_clear(&ledger->sync_cond);
+    g_mutex_clear(&ledger->rounds_lock);
+    g_cond_clear(&ledger->rounds_cond);
     g_free(ledger);
 }

@@ -1,7 +1,8 @@
 /* The ledger: double-entry accounts in integer minor units (coins), idempotent transfers, durable
- * group commit. A ledger thread owns the database connection; any other thread submits requests
- * and gets each answer only after the transaction holding it is durable. docs/ledger.md explains
- * the model; this header is the contract. */
+ * group commit. A ledger thread owns the database connection (and, on SQLite, a syncer thread
+ * makes its commits durable); any other thread submits requests and gets each answer only after
+ * the transaction holding it is durable. docs/ledger.md explains the model; this header is the
+ * contract. "The ledger's threads" below are these two. */
 #ifndef ENCORE_ECONOMY_LEDGER_H
 #define ENCORE_ECONOMY_LEDGER_H
 
@@ -130,11 +131,13 @@ encore_ledger_status encore_transfer_move(encore_transfer_req *req, encore_leg *
 const char *encore_ledger_status_name(encore_ledger_status status);
 
 /* Fault injection for tests: the store asks before each batch transaction (BEGIN), before its
- * COMMIT and right after a successful COMMIT. */
+ * COMMIT, right after a successful COMMIT and (SQLite) before syncing committed batches. */
 typedef enum {
     ENCORE_LEDGER_FAULT_AT_BEGIN,
     ENCORE_LEDGER_FAULT_BEFORE_COMMIT, /* all requests applied, not yet committed */
     ENCORE_LEDGER_FAULT_AFTER_COMMIT,  /* committed; a fault here makes the outcome ambiguous */
+    ENCORE_LEDGER_FAULT_AT_SYNC,       /* SQLite, on the syncer thread (batch_size 0): any fault
+                                        * fails the sync, which stops the ledger (see submit) */
 } encore_ledger_fault_point;
 
 typedef enum {
@@ -148,7 +151,7 @@ typedef enum {
                                           * BUSY. At AFTER_COMMIT: the commit's answer is lost */
 } encore_ledger_fault;
 
-/* Runs on the ledger thread; must be quick and must not call the ledger. `batch_size` is the
+/* Runs on the ledger's threads; must be quick and must not call the ledger. `batch_size` is the
  * number of requests in the transaction being run. */
 typedef encore_ledger_fault (*encore_ledger_fault_fn)(encore_ledger_fault_point point,
                                                       size_t batch_size, void *user_data);
@@ -188,9 +191,9 @@ typedef struct encore_ledger encore_ledger;
 encore_ledger *encore_ledger_open(const encore_ledger_config *cfg, GError **error);
 
 /* Stops accepting requests (later submits get ENCORE_LEDGER_CLOSED), finishes every request
- * already queued (their callbacks are still delivered to their contexts), joins the ledger thread
- * and closes the store. Accepts NULL. Must not be called from the ledger thread or concurrently
- * with other calls on the same ledger. */
+ * already queued (their callbacks are still delivered to their contexts), joins the ledger's
+ * threads and closes the store. Accepts NULL. Must not be called from the ledger's threads or
+ * concurrently with other calls on the same ledger. */
 void encore_ledger_close(encore_ledger *ledger);
 
 /* Called exactly once per submitted request with its answer (`result` and its strings are valid
@@ -201,17 +204,22 @@ typedef void (*encore_ledger_done_fn)(const encore_transfer_result *result, void
  * first; invalid requests, a full queue and a closing ledger are answered like committed ones.
  * `done` runs on `reply_ctx` (a GMainContext the caller iterates; referenced until the answer is
  * delivered) after the transaction holding the request is durable. With reply_ctx NULL, `done`
- * runs on the ledger thread itself (or, for a request refused before it was queued, inside this
- * call): it must then be quick and must not block; it may submit, but must not resubmit on
+ * runs on one of the ledger's threads (or, for a request refused before it was queued, inside
+ * this call): it must then be quick and must not block; it may submit, but must not resubmit on
  * ENCORE_LEDGER_CLOSED. If reply_ctx is destroyed before it runs the answer, only `destroy` is
- * called (on whichever thread drops the context's last reference). */
+ * called (on whichever thread drops the context's last reference).
+ * If syncing committed batches to disk ever fails (SQLite), their requests are answered
+ * ENCORE_LEDGER_STORE_ERROR (they may or may not be on disk) and so is every later request and
+ * read: retrying a failed sync could acknowledge data the kernel already dropped. Close the
+ * ledger and open it again (SQLite recovers what reached the disk), then retry with the same
+ * ids. */
 void encore_ledger_submit(encore_ledger *ledger, const encore_transfer_req *req,
                           GMainContext *reply_ctx, encore_ledger_done_fn done, void *user_data,
                           GDestroyNotify destroy);
 
 /* Submits and waits for the answer, filled into *result (result->id is req->id). Any thread but
- * the ledger thread (there it answers ENCORE_LEDGER_INVALID with detail "called from the ledger
- * thread"). Returns result->status. */
+ * the ledger's threads (there it answers ENCORE_LEDGER_INVALID with detail "called from the
+ * ledger thread"). Returns result->status. */
 encore_ledger_status encore_ledger_transfer_sync(encore_ledger *ledger,
                                                  const encore_transfer_req *req,
                                                  encore_transfer_result *result);

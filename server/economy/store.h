@@ -1,7 +1,7 @@
 /* The store interface behind the ledger (internal to server/economy/): one vtable, two backends
  * (store_sqlite.c, store_pg.c), and the canonical request form they share (transfer.c).
- * Every store call runs on the ledger thread, which owns the connection; nothing here is
- * thread-safe. */
+ * Every store call but sync runs on the ledger thread, which owns the connection; nothing else
+ * here is thread-safe. */
 #ifndef ENCORE_ECONOMY_STORE_H
 #define ENCORE_ECONOMY_STORE_H
 
@@ -26,6 +26,7 @@ typedef struct {
     char *account; /* owned */
     int64_t amount;
     bool allow_negative; /* encore_ledger_account_may_go_negative(account) */
+    bool statement;      /* encore_ledger_account_has_statement(account): its posting is kept */
 } encore_store_leg;
 
 /* One request in canonical form plus its answer. The store reads the first part and fills the
@@ -86,6 +87,12 @@ struct encore_store_ops {
      * ENCORE_STORE_ERROR (TRANSIENT or FATAL) and nothing known committed. */
     gboolean (*run_batch)(encore_store *store, encore_store_item **items, size_t n, int64_t now_us,
                           GError **error);
+    /* NULL when run_batch() commits durably. Else run_batch() commits without waiting for the
+     * disk and this makes every batch committed before the call durable; nothing of a batch is
+     * acknowledged before it returns. Runs on the ledger's syncer thread, concurrently with the
+     * other calls: it must not use the connection. FALSE with an ENCORE_STORE_ERROR when the
+     * data may be lost (the ledger then stops; see ledger.c). */
+    gboolean (*sync)(encore_store *store, GError **error);
     /* Committed balance (0 when the account has no row). ENCORE_STORE_ERROR on failure. */
     gboolean (*balance)(encore_store *store, const char *account, int64_t *out, GError **error);
     /* Appends up to `limit` statement lines of `account` (one encore_ledger_account_has_statement()

@@ -1,5 +1,6 @@
-/* The SQLite store: one connection in WAL mode with synchronous=FULL, each batch one BEGIN
- * IMMEDIATE transaction, schema created and migrated on open. Credits are summed per account over
+/* The SQLite store: one connection in WAL mode, each batch one BEGIN IMMEDIATE transaction whose
+ * WAL frames store_sync() flushes to disk (on the syncer thread) before anything of it is
+ * acknowledged; schema created and migrated on open. Credits are summed per account over
  * the batch and written once before the commit (a hot account is updated once per batch, not
  * once per gift); debits are conditional updates that see every earlier credit; statement
  * postings are written once per batch in account order. Also the reads: lookups, scans,
@@ -9,8 +10,11 @@
 #define G_LOG_DOMAIN "encore-ledger"
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server/economy/store.h"
 
@@ -101,6 +105,7 @@ typedef struct {
 struct encore_store {
     sqlite3 *db;
     encore_store_options opts;
+    int wal_fd; /* the WAL file, for store_sync() (the syncer thread uses nothing else) */
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *savepoint, *release, *rollback_to;
     sqlite3_stmt *claim;  /* insert a transfer row unless its request id exists */
@@ -366,6 +371,8 @@ static void store_close(encore_store *s)
         g_hash_table_destroy(s->credits);
     if (s->postings_pending)
         g_array_free(s->postings_pending, TRUE);
+    if (s->wal_fd >= 0)
+        close(s->wal_fd);
     sqlite3_close_v2(s->db);
     g_free(s);
 }
@@ -375,6 +382,7 @@ static encore_store *store_open(const char *target, const encore_store_options *
 {
     encore_store *s = g_new0(encore_store, 1);
     s->opts = *opts;
+    s->wal_fd = -1;
     s->credits = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
     s->postings_pending = g_array_new(FALSE, FALSE, sizeof(pending_posting));
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
@@ -389,7 +397,8 @@ static encore_store *store_open(const char *target, const encore_store_options *
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, (int)opts->busy_timeout_ms);
-    /* Durability: the WAL is fsynced on every commit (synchronous=FULL). Both are checked, not
+    /* Durability: WAL mode, and the migration commits with synchronous=FULL (every commit
+     * synced); the batches are synced by store_sync() (below). Both settings are checked, not
      * assumed: a read-only or in-memory database would silently refuse WAL. */
     char *mode = NULL;
     {
@@ -476,6 +485,27 @@ static encore_store *store_open(const char *target, const encore_store_options *
         *stmts[i].stmt = prepare(s, stmts[i].sql, error);
         if (!*stmts[i].stmt)
             goto out_fail;
+    }
+    /* Durability, pipelined: from here commits do not wait for the disk (synchronous=NORMAL)
+     * and store_sync() fdatasyncs the WAL before the ledger acknowledges anything they hold,
+     * while the ledger thread runs the next batch. What reaches the disk is what FULL gives:
+     * NORMAL still syncs the WAL before a checkpoint copies it, the database after, and the WAL
+     * header when the WAL restarts; FULL only adds a sync at each commit, which store_sync()
+     * does instead. The WAL exists once a transaction has run (the migration's). */
+    const char *wal_path = sqlite3_filename_wal(sqlite3_db_filename(s->db, "main"));
+    s->wal_fd = wal_path ? open(wal_path, O_RDONLY | O_CLOEXEC) : -1;
+    if (s->wal_fd < 0) {
+        g_set_error(error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_STORE,
+                    "sqlite: cannot open the WAL of %s: %s", target, g_strerror(errno));
+        goto out_fail;
+    }
+    if (!exec_sql(s, "PRAGMA synchronous=NORMAL", error))
+        goto out_fail;
+    if (!query_int(s, "PRAGMA synchronous", &sync, error) || sync != 1) {
+        if (error && !*error)
+            g_set_error(error, ENCORE_LEDGER_ERROR, ENCORE_LEDGER_ERROR_STORE,
+                        "sqlite: synchronous=NORMAL refused");
+        goto out_fail;
     }
     return s;
 out_fail:
@@ -737,7 +767,7 @@ static gboolean apply(encore_store *s, encore_store_item *item, int64_t now_us, 
         if ((leg->amount > 0 || leg->allow_negative) &&
             !add_credit(s, leg->account, leg->amount, now_us, error))
             return FALSE;
-        if (encore_ledger_account_has_statement(leg->account)) {
+        if (leg->statement) {
             pending_posting p = {leg->account, item->transfer_id, leg->amount};
             g_array_append_val(s->postings_pending, p);
         }
@@ -784,6 +814,22 @@ out_rollback:
     g_hash_table_remove_all(s->credits);
     g_array_set_size(s->postings_pending, 0);
     return FALSE;
+}
+
+/* On the syncer thread: touches only wal_fd and the fault hook. */
+static gboolean store_sync(encore_store *s, GError **error)
+{
+    int fault = injected(s, ENCORE_LEDGER_FAULT_AT_SYNC, 0);
+    if (fault) {
+        set_injected_error(fault, "sync", error);
+        return FALSE;
+    }
+    if (fdatasync(s->wal_fd) != 0) {
+        g_set_error(error, ENCORE_STORE_ERROR, ENCORE_STORE_ERROR_FATAL,
+                    "sqlite: fdatasync of the WAL: %s", g_strerror(errno));
+        return FALSE;
+    }
+    return TRUE;
 }
 
 static gboolean store_balance(encore_store *s, const char *account, int64_t *out, GError **error)
@@ -1161,6 +1207,7 @@ const struct encore_store_ops encore_store_sqlite_ops = {
     .open = store_open,
     .close = store_close,
     .run_batch = store_run_batch,
+    .sync = store_sync,
     .balance = store_balance,
     .statement = store_statement,
     .lookup = store_lookup,

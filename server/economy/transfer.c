@@ -286,6 +286,7 @@ encore_ledger_status encore_store_item_init(encore_store_item *item, const encor
         item->legs[j].account = g_strdup(req->legs[i].account);
         item->legs[j].amount = req->legs[i].amount;
         item->legs[j].allow_negative = encore_ledger_account_may_go_negative(req->legs[i].account);
+        item->legs[j].statement = encore_ledger_account_has_statement(req->legs[i].account);
     }
     compute_hash(item);
     item->legs_json = encore_store_legs_json(item->legs, item->n_legs);
@@ -324,12 +325,25 @@ void encore_store_item_clear(encore_store_item *item)
 
 char *encore_store_legs_json(const encore_store_leg *legs, size_t n_legs)
 {
-    GString *out = g_string_sized_new(32 * n_legs + 2);
+    /* Built by hand (no printf): it runs for every request. */
+    GString *out = g_string_sized_new(48 * n_legs + 2);
     g_string_append_c(out, '[');
     for (size_t i = 0; i < n_legs; i++) {
         g_string_append(out, i ? ",[\"" : "[\"");
         g_string_append(out, legs[i].account);
-        g_string_append_printf(out, "\",%" G_GINT64_FORMAT "]", legs[i].amount);
+        g_string_append(out, "\",");
+        char digits[24];
+        size_t n = 0;
+        uint64_t v = legs[i].amount < 0 ? 0 - (uint64_t)legs[i].amount : (uint64_t)legs[i].amount;
+        do {
+            digits[n++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        if (legs[i].amount < 0)
+            g_string_append_c(out, '-');
+        while (n)
+            g_string_append_c(out, digits[--n]);
+        g_string_append_c(out, ']');
     }
     g_string_append_c(out, ']');
     return g_string_free(out, FALSE);

@@ -47,6 +47,10 @@ static encore_ledger_fault fault_hook(encore_ledger_fault_point point, size_t ba
 {
     faults *f = user_data;
     encore_ledger_fault out = ENCORE_LEDGER_FAULT_NONE;
+    /* A failed sync stops the ledger for good (test-ledger covers it); the syncer thread's asks
+     * must not take random numbers either, or a seed would no longer replay a run. */
+    if (point == ENCORE_LEDGER_FAULT_AT_SYNC)
+        return ENCORE_LEDGER_FAULT_NONE;
     g_mutex_lock(&f->lock);
     if (point == ENCORE_LEDGER_FAULT_AT_BEGIN)
         f->attempt_hit = false;
