@@ -1,6 +1,7 @@
-/* WebRTC transport: owns one NiceAgent (one stream, one component: BUNDLE + rtcp-mux), the DTLS
- * session and the SRTP contexts of one browser connection. Runs only on its worker's thread.
- * It forwards nothing by itself: decrypted packets go to the owner's callbacks. */
+/* WebRTC transport: owns one NiceAgent (one stream, one component: BUNDLE + rtcp-mux) or one
+ * ICE-lite connection on the worker's shared socket, the DTLS session and the SRTP contexts of one
+ * browser connection. Runs only on its worker's thread. It forwards nothing by itself: decrypted
+ * packets go to the owner's callbacks. */
 #define G_LOG_DOMAIN "encore-peer"
 #include "config.h"
 
@@ -18,6 +19,9 @@
 
 #define PEER_EARLY_MAX 4
 
+/* ICE-lite hands its receive buffer over for in-place decryption: it must be as large as ours. */
+G_STATIC_ASSERT(ENCORE_ICELITE_MTU >= ENCORE_PEER_BUF);
+
 typedef enum {
     PEER_ICE,       /* checking connectivity */
     PEER_DTLS,      /* ICE up, handshake running */
@@ -32,12 +36,15 @@ struct encore_peer {
     void *user_data;
     void *tag;
 
+    /* The ICE transport: a libnice agent, or (env.lite set) an ICE-lite connection. */
     NiceAgent *agent;
     guint stream;
+    encore_icelite_conn *conn;
     peer_state state;
     bool ice_ready;       /* ICE reached CONNECTED/READY at least once */
     bool closed_notified; /* on_closed queued */
 
+    /* The handshake; freed (NULL) once the remote proves it holds the keys, see release_dtls. */
     encore_dtls *dtls;
     bool dtls_client;
     encore_srtp *srtp;
@@ -59,8 +66,12 @@ struct encore_peer {
     size_t early_len[PEER_EARLY_MAX];
     uint8_t *early[PEER_EARLY_MAX];
 
+    /* Timers: GSources with libnice; with ICE-lite, deadlines (monotonic us, 0 = none) on the
+     * connection's one timer, so that a listener adds no source to the worker's loop. */
     GSource *dtls_timer;
     GSource *connect_timer;
+    int64_t dtls_at;
+    int64_t connect_at;
     GSource *close_idle;
     const char *close_reason;
 };
@@ -106,10 +117,22 @@ static void dtls_send(const uint8_t *data, size_t len, void *user_data)
     encore_peer *p = user_data;
     if (p->state == PEER_CLOSED)
         return;
-    nice_agent_send(p->agent, p->stream, 1, (guint)len, (const gchar *)data);
+    if (p->conn)
+        (void)encore_icelite_conn_send(p->conn, data, len);
+    else
+        nice_agent_send(p->agent, p->stream, 1, (guint)len, (const gchar *)data);
 }
 
 static void dtls_schedule(encore_peer *p);
+
+/* ICE-lite: the connection's timer at the earlier of the two deadlines. */
+static void lite_arm(encore_peer *p)
+{
+    int64_t at = p->connect_at;
+    if (p->dtls_at && (!at || p->dtls_at < at))
+        at = p->dtls_at;
+    encore_icelite_conn_set_timer(p->conn, at);
+}
 
 static gboolean dtls_timer_cb(gpointer data)
 {
@@ -129,9 +152,14 @@ static gboolean dtls_timer_cb(gpointer data)
 static void dtls_schedule(encore_peer *p)
 {
     destroy_source(&p->dtls_timer);
-    if (p->state != PEER_DTLS)
+    p->dtls_at = 0;
+    int ms = p->state == PEER_DTLS ? encore_dtls_timeout_ms(p->dtls) : -1;
+    if (p->conn) {
+        if (ms >= 0)
+            p->dtls_at = g_get_monotonic_time() + (int64_t)ms * 1000;
+        lite_arm(p);
         return;
-    int ms = encore_dtls_timeout_ms(p->dtls);
+    }
     if (ms < 0)
         return;
     p->dtls_timer = g_timeout_source_new((guint)ms);
@@ -158,6 +186,10 @@ static void dtls_connected(encore_peer *p)
     p->state = PEER_CONNECTED;
     destroy_source(&p->dtls_timer);
     destroy_source(&p->connect_timer);
+    if (p->conn) {
+        p->dtls_at = p->connect_at = 0;
+        lite_arm(p);
+    }
     if (p->cb.on_connected)
         p->cb.on_connected(p, p->user_data);
 }
@@ -173,7 +205,7 @@ static void handle_dtls(encore_peer *p, const uint8_t *buf, size_t len)
         }
         return;
     }
-    if (p->state != PEER_DTLS && p->state != PEER_CONNECTED) {
+    if ((p->state != PEER_DTLS && p->state != PEER_CONNECTED) || !p->dtls) {
         ENCORE_STAT_ADD(p->stats, drop_dtls, 1);
         return;
     }
@@ -193,28 +225,22 @@ static void handle_dtls(encore_peer *p, const uint8_t *buf, size_t len)
 
 /* ---- receive ---------------------------------------------------------------------------- */
 
-static void on_recv(NiceAgent *agent, guint stream, guint component, guint len, gchar *data,
-                    gpointer user_data)
+/* An authenticated SRTP/SRTCP packet from the remote proves its side of the handshake finished
+ * (it derived the keys after our last flight arrived): nothing will ever need a DTLS
+ * retransmission from us again, so the session's state and record buffers (tens of KiB per peer
+ * in OpenSSL) go. Renegotiation is refused anyway; later DTLS records are counted and dropped.
+ * The price: no close_notify when the peer closes (the remote notices by ICE consent, and the
+ * signaling says so). */
+static void release_dtls(encore_peer *p)
 {
-    encore_peer *p = user_data;
-    if (p->state == PEER_CLOSED || len == 0)
-        return;
-    const uint8_t *in = (const uint8_t *)data;
-    if (encore_dtls_is_dtls(in, len)) {
-        handle_dtls(p, in, len);
-        return;
-    }
-    if (!encore_rtp_looks_like_rtp(in, len) || len > ENCORE_PEER_BUF) {
-        ENCORE_STAT_ADD(p->stats, drop_unknown, 1);
-        return;
-    }
-    if (p->state != PEER_CONNECTED) {
-        ENCORE_STAT_ADD(p->stats, drop_not_ready, 1);
-        return;
-    }
-    uint8_t buf[ENCORE_PEER_BUF];
-    size_t n = len;
-    memcpy(buf, in, n);
+    encore_dtls_free(p->dtls);
+    p->dtls = NULL;
+}
+
+/* SRTP or SRTCP (already told apart from DTLS and garbage) in a writable buffer: decrypted in
+ * place and handed to the owner. Returns true when it authenticated. */
+static bool handle_srtp(encore_peer *p, uint8_t *buf, size_t n)
+{
     if (encore_rtp_is_rtcp(buf, n)) {
         int rc = encore_srtp_unprotect_rtcp(p->srtp, buf, &n);
         if (rc != 0) {
@@ -222,12 +248,14 @@ static void on_recv(NiceAgent *agent, guint stream, guint component, guint len, 
                 ENCORE_STAT_ADD(p->stats, drop_srtp_replay, 1);
             else
                 ENCORE_STAT_ADD(p->stats, drop_srtp_auth, 1);
-            return;
+            return false;
         }
         ENCORE_STAT_ADD(p->stats, rtcp_in, 1);
+        if (p->dtls)
+            release_dtls(p);
         if (p->cb.on_rtcp)
             p->cb.on_rtcp(p, buf, n, p->user_data);
-        return;
+        return true;
     }
     int rc = encore_srtp_unprotect_rtp(p->srtp, buf, &n);
     if (rc != 0) {
@@ -235,11 +263,47 @@ static void on_recv(NiceAgent *agent, guint stream, guint component, guint len, 
             ENCORE_STAT_ADD(p->stats, drop_srtp_replay, 1);
         else
             ENCORE_STAT_ADD(p->stats, drop_srtp_auth, 1);
-        return;
+        return false;
     }
     ENCORE_STAT_ADD(p->stats, rtp_in, 1);
+    if (p->dtls)
+        release_dtls(p);
     if (p->cb.on_rtp)
         p->cb.on_rtp(p, buf, n, p->user_data);
+    return true;
+}
+
+/* RFC 7983 demultiplexing of one datagram that is not STUN: DTLS is handled here, garbage and
+ * early media are counted and dropped. Returns true for SRTP/SRTCP to decrypt. */
+static bool demux(encore_peer *p, const uint8_t *in, size_t len)
+{
+    if (p->state == PEER_CLOSED || len == 0)
+        return false;
+    if (encore_dtls_is_dtls(in, len)) {
+        handle_dtls(p, in, len);
+        return false;
+    }
+    if (!encore_rtp_looks_like_rtp(in, len) || len > ENCORE_PEER_BUF) {
+        ENCORE_STAT_ADD(p->stats, drop_unknown, 1);
+        return false;
+    }
+    if (p->state != PEER_CONNECTED) {
+        ENCORE_STAT_ADD(p->stats, drop_not_ready, 1);
+        return false;
+    }
+    return true;
+}
+
+static void on_recv(NiceAgent *agent, guint stream, guint component, guint len, gchar *data,
+                    gpointer user_data)
+{
+    encore_peer *p = user_data;
+    const uint8_t *in = (const uint8_t *)data;
+    if (!demux(p, in, len))
+        return;
+    uint8_t buf[ENCORE_PEER_BUF];
+    memcpy(buf, in, len);
+    (void)handle_srtp(p, buf, len);
 }
 
 /* ---- ICE -------------------------------------------------------------------------------- */
@@ -316,18 +380,96 @@ static void on_new_candidate(NiceAgent *agent, NiceCandidate *cand, gpointer use
     }
 }
 
+static void connect_timeout(encore_peer *p)
+{
+    if (p->state != PEER_CONNECTED)
+        peer_fail(p, p->state == PEER_DTLS ? ENCORE_PEER_DTLS_FAILED : ENCORE_PEER_ICE_FAILED);
+}
+
 static gboolean connect_timeout_cb(gpointer data)
 {
     encore_peer *p = data;
     g_source_unref(p->connect_timer);
     p->connect_timer = NULL;
-    if (p->state != PEER_CONNECTED)
-        peer_fail(p, p->state == PEER_DTLS ? ENCORE_PEER_DTLS_FAILED : ENCORE_PEER_ICE_FAILED);
+    connect_timeout(p);
     return G_SOURCE_REMOVE;
+}
+
+/* ---- ICE-lite --------------------------------------------------------------------------- */
+
+static void lite_on_ready(void *user_data)
+{
+    encore_peer *p = user_data;
+    if (p->state == PEER_CLOSED)
+        return;
+    p->ice_ready = true;
+    start_dtls(p);
+}
+
+static void lite_on_data(uint8_t *data, size_t len, void *user_data)
+{
+    encore_peer *p = user_data;
+    /* The transport's buffer is ours to decrypt in place. Authenticated SRTCP (the receiver
+     * reports every listener sends) from the selected address also renews ICE consent. */
+    if (demux(p, data, len) && handle_srtp(p, data, len) && p->conn)
+        encore_icelite_conn_consent(p->conn);
+}
+
+static void lite_on_timer(void *user_data)
+{
+    encore_peer *p = user_data;
+    int64_t now = g_get_monotonic_time();
+    if (p->state == PEER_CLOSED)
+        return;
+    if (p->connect_at && now >= p->connect_at) {
+        p->connect_at = 0;
+        connect_timeout(p);
+    }
+    if (p->dtls_at && now >= p->dtls_at && p->state == PEER_DTLS) {
+        p->dtls_at = 0;
+        if (encore_dtls_handle_timeout(p->dtls) < 0) {
+            peer_fail(p, ENCORE_PEER_DTLS_FAILED);
+            return;
+        }
+        dtls_schedule(p);
+        return;
+    }
+    if (p->state != PEER_CLOSED)
+        lite_arm(p);
+}
+
+static void lite_on_consent_lost(void *user_data)
+{
+    encore_peer *p = user_data;
+    peer_fail(p, p->state == PEER_CONNECTED || p->ice_ready ? ENCORE_PEER_CONSENT_LOST
+                                                            : ENCORE_PEER_ICE_FAILED);
+}
+
+static const encore_icelite_callbacks lite_callbacks = {
+    .on_ready = lite_on_ready,
+    .on_data = lite_on_data,
+    .on_timer = lite_on_timer,
+    .on_consent_lost = lite_on_consent_lost,
+};
+
+static void fill_local_lite(encore_peer *p, encore_peer_local *local)
+{
+    memset(local, 0, sizeof *local);
+    g_strlcpy(local->ufrag, encore_icelite_conn_ufrag(p->conn), sizeof local->ufrag);
+    g_strlcpy(local->pwd, encore_icelite_conn_pwd(p->conn), sizeof local->pwd);
+    int n = encore_icelite_n_candidates(p->env.lite);
+    for (int i = 0; i < n && local->n_candidates < ENCORE_PEER_MAX_CANDIDATES; i++)
+        g_strlcpy(local->candidates[local->n_candidates++],
+                  encore_icelite_candidate(p->env.lite, i), sizeof local->candidates[0]);
 }
 
 static int add_remote_candidate(encore_peer *p, const char *cand)
 {
+    if (p->conn) {
+        /* A lite agent sends no checks: remote candidates are only checked for syntax. */
+        encore_sdp_candidate parsed;
+        return cand[0] ? encore_sdp_parse_candidate(cand, &parsed) : 0;
+    }
     if (!cand[0]) {
         nice_agent_peer_candidate_gathering_done(p->agent, p->stream);
         return 0;
@@ -409,6 +551,15 @@ encore_peer *encore_peer_new(const encore_peer_env *env, const encore_sdp_offer 
     }
 
     GMainContext *ctx = encore_worker_context(env->worker);
+    if (env->lite) {
+        p->conn = encore_icelite_conn_new(env->lite, &lite_callbacks, p);
+        fill_local_lite(p, local);
+        p->connect_at =
+            g_get_monotonic_time() +
+            (int64_t)(env->connect_timeout_s > 0 ? env->connect_timeout_s : 30) * G_USEC_PER_SEC;
+        lite_arm(p);
+        return p;
+    }
     p->agent =
         nice_agent_new_full(ctx, NICE_COMPATIBILITY_RFC5245,
                             NICE_AGENT_OPTION_ICE_TRICKLE | NICE_AGENT_OPTION_CONSENT_FRESHNESS);
@@ -462,6 +613,7 @@ void encore_peer_free(encore_peer *p)
     destroy_source(&p->dtls_timer);
     destroy_source(&p->connect_timer);
     destroy_source(&p->close_idle);
+    encore_icelite_conn_free(p->conn);
     if (p->agent) {
         if (p->stream) {
             nice_agent_attach_recv(p->agent, p->stream, 1, NULL, NULL, NULL);
@@ -483,6 +635,11 @@ int encore_peer_restart(encore_peer *p, const encore_sdp_offer *offer, encore_pe
 {
     if (offer->fp_len != p->fp_len || memcmp(offer->fp, p->fp, p->fp_len) != 0)
         return -EINVAL;
+    if (p->conn) {
+        encore_icelite_conn_restart(p->conn);
+        fill_local_lite(p, local);
+        return 0;
+    }
     if (!nice_agent_restart_stream(p->agent, p->stream))
         return -EIO;
     fill_local(p, local);
@@ -507,11 +664,19 @@ bool encore_peer_is_closed(const encore_peer *p)
     return p->state == PEER_CLOSED;
 }
 
+bool encore_peer_is_lite(const encore_peer *p)
+{
+    return p->conn != NULL;
+}
+
 static int peer_sendto(encore_peer *p, const uint8_t *buf, size_t len)
 {
+    if (p->conn)
+        return encore_icelite_conn_queue(p->conn, buf, len);
     if (p->fd >= 0 && p->have_pair) {
         ssize_t n = sendto(p->fd, buf, len, MSG_DONTWAIT, (const struct sockaddr *)&p->remote,
                            p->remote_len);
+        ENCORE_STAT_ADD(p->stats, send_calls, 1);
         return n == (ssize_t)len ? 0 : -errno;
     }
     int n = nice_agent_send(p->agent, p->stream, 1, (guint)len, (const gchar *)buf);

@@ -1,6 +1,7 @@
-/* One WebRTC transport on a media worker: libnice ICE (trickle, consent freshness, restart),
- * DTLS-SRTP keyed from the handshake, and plaintext RTP/RTCP in and out. Every function runs on
- * the owning worker's thread; the peer knows nothing of rooms, stages or signaling. */
+/* One WebRTC transport on a media worker: ICE (a libnice full agent with trickle, consent freshness
+ * and restart, or ICE-lite on the worker's shared socket), DTLS-SRTP keyed from the handshake, and
+ * plaintext RTP/RTCP in and out. Every function runs on the owning worker's thread; the peer knows
+ * nothing of rooms, stages or signaling. */
 #ifndef ENCORE_MEDIA_PEER_H
 #define ENCORE_MEDIA_PEER_H
 
@@ -10,6 +11,7 @@
 #include <stdint.h>
 
 #include "media/dtls.h"
+#include "media/icelite.h"
 #include "media/sdp.h"
 #include "media/worker.h"
 
@@ -46,6 +48,10 @@ typedef struct {
     const char *const *ips;      /* NULL-terminated local addresses to gather on */
     uint16_t port_min, port_max; /* UDP port range, 0/0 = any */
     int connect_timeout_s;       /* ICE + DTLS must finish within this, else ice_failed */
+    /* The worker's ICE-lite transport: when set, the peer is an ICE-lite endpoint on its shared
+     * socket (no agent, socket or GSource of its own; sends are batched until
+     * encore_icelite_flush()); NULL: a libnice full agent. */
+    encore_icelite *lite;
 } encore_peer_env;
 
 /* Local ICE parameters for an answer. */
@@ -58,7 +64,9 @@ typedef struct {
 
 /* Creates the transport for an accepted offer: sets the remote ICE credentials and the offer's
  * inline candidates, gathers host candidates on env->ips, and fills `local` for the answer.
- * Returns NULL with `error` set when the agent cannot be set up (no port free in the range). */
+ * With env->lite the local credentials are new, the candidates are the shared sockets', and the
+ * remote candidates are not needed (a lite agent only answers checks). Returns NULL with `error`
+ * set when the agent cannot be set up (no port free in the range). */
 encore_peer *encore_peer_new(const encore_peer_env *env, const encore_sdp_offer *offer,
                              const encore_peer_callbacks *cb, void *user_data,
                              encore_peer_local *local, GError **error);
@@ -75,11 +83,14 @@ int encore_peer_restart(encore_peer *peer, const encore_sdp_offer *offer, encore
 int encore_peer_add_remote_candidate(encore_peer *peer, const char *candidate);
 
 bool encore_peer_is_connected(const encore_peer *peer);
+/* True when the peer is an ICE-lite endpoint (its answer must say a=ice-lite). */
+bool encore_peer_is_lite(const encore_peer *peer);
 bool encore_peer_is_closed(const encore_peer *peer);
 
 /* Protects `pkt` (len bytes of plaintext RTP in a buffer of `cap` >= len + SRTP trailer) in place
- * and sends it on the ICE-selected path. Returns 0 or a negative errno; never blocks, never
- * allocates. Only valid once connected. */
+ * and sends it on the ICE-selected path: at once with libnice, into the worker's send batch with
+ * ICE-lite (out at the next encore_icelite_flush()). Returns 0 or a negative errno; never blocks,
+ * never allocates. Only valid once connected. */
 int encore_peer_send_rtp(encore_peer *peer, uint8_t *pkt, size_t len, size_t cap);
 /* Same for RTCP. */
 int encore_peer_send_rtcp(encore_peer *peer, uint8_t *pkt, size_t len, size_t cap);

@@ -89,6 +89,9 @@ struct shard {
     encore_worker *worker;
     int index;
     bool home;
+    /* The worker's ICE-lite transport (NULL: listeners use libnice): listeners' packets are
+     * batched there and flushed once per stage packet, ring drain or report round. */
+    encore_icelite *lite;
     /* Packets from the home worker (atomic pointer): made by this shard's worker when its first
      * listener connects, kept until the room's last reference; NULL on the home shard and on
      * shards that never had a listener, so small rooms cost no ring memory. */
@@ -272,7 +275,15 @@ static int cache_get(shard *s, uint16_t seq, const uint8_t **pkt, size_t *len)
 
 /* ---- the fan-out ------------------------------------------------------------------------- */
 
-/* Sends one stage packet to every connected listener of the shard. Shard's worker only. */
+/* Sends what the shard's listeners were given since the last flush (one sendmmsg per socket). */
+static void shard_flush(shard *s)
+{
+    if (s->lite)
+        encore_icelite_flush(s->lite);
+}
+
+/* Sends one stage packet to every connected listener of the shard (queued in the send batch for
+ * ICE-lite listeners: the caller flushes). Shard's worker only. */
 static void send_to_listeners(shard *s, const uint8_t *pkt, size_t len)
 {
     if (!s->listeners || s->listeners->len == 0)
@@ -349,6 +360,7 @@ static void shard_drain(shard *s)
         }
         encore_ring_release(s->ring);
     }
+    shard_flush(s);
 }
 
 /* A GSource that is ready while the shard's ring holds packets; the home worker's
@@ -445,6 +457,7 @@ static void on_singer_rtp(rpeer *s, uint8_t *pkt, size_t len)
     }
     ENCORE_STAT_ADD(st, rtp_forwarded, 1);
     fan_out(r, pkt, len, now);
+    shard_flush(r->home);
 }
 
 /* Listener's worker: answers a NACK from the shard's cache. */
@@ -503,6 +516,7 @@ static void on_peer_rtcp(encore_peer *peer, const uint8_t *pkt, size_t len, void
         ENCORE_STAT_ADD(st, nack_in, info.n_nacks);
         for (size_t i = 0; i < info.n_nacks; i++)
             retransmit(p, info.nacks[i]);
+        shard_flush(p->shard);
     }
 }
 
@@ -590,6 +604,7 @@ static gboolean report_timer_cb(gpointer data)
             if (n)
                 (void)encore_peer_send_rtcp(l->peer, buf, n, sizeof buf);
         }
+        shard_flush(s);
     }
     if (!s->home)
         return G_SOURCE_CONTINUE;
@@ -709,6 +724,7 @@ static char *build_answer(encore_media_room *r, const rpeer *p, const encore_sdp
         .n_candidates = local->n_candidates,
         .end_of_candidates = true,
         .ip = cfg->ips[0],
+        .ice_lite = encore_peer_is_lite(p->peer),
     };
     size_t cap = 8192, n = 0;
     char *buf = g_malloc(cap);
@@ -797,6 +813,9 @@ static void do_offer(shard *s, room_task *t)
             .port_min = cfg->port_min,
             .port_max = cfg->port_max,
             .connect_timeout_s = cfg->connect_timeout_s,
+            /* Listeners go on the worker's shared socket, unless the offerer is lite itself
+             * (two lite agents cannot check each other: libnice then). */
+            .lite = t->dir == ENCORE_MEDIA_SUBSCRIBE && !offer->ice_lite ? s->lite : NULL,
         };
         p->peer = encore_peer_new(&env, offer, &peer_callbacks, p, local, &err);
         if (!p->peer) {
@@ -967,6 +986,7 @@ encore_media_room *encore_media_room_new(encore_media *media, const char *name,
         s->worker = encore_workers_get(workers, i);
         s->index = i;
         s->home = s->worker == home;
+        s->lite = encore_media_icelite(media, i);
         s->peers = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, rpeer_free);
         s->listeners = g_ptr_array_new();
         if (s->home)

@@ -1229,6 +1229,8 @@ int encore_sdp_build_answer(const encore_sdp_offer *offer, const encore_sdp_answ
 
     wb_add(&w, "v=0\r\no=encore %llu %llu IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n",
            (unsigned long long)p->session_id, (unsigned long long)p->session_version);
+    if (p->ice_lite)
+        wb_add(&w, "a=ice-lite\r\n");
     if (offer->bundled && offer->mid[0])
         wb_add(&w, "a=group:BUNDLE %s\r\n", offer->mid);
     for (int i = 0; i < offer->n_sections; i++) {

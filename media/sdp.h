@@ -142,6 +142,7 @@ typedef struct {
     size_t n_candidates;
     bool end_of_candidates; /* write a=end-of-candidates */
     const char *ip;         /* c= address, IPv4 or IPv6 literal; NULL means 0.0.0.0 (JSEP) */
+    bool ice_lite;          /* session-level a=ice-lite: we only answer checks (RFC 8445 2.5) */
 } encore_sdp_answer_params;
 
 /* The DTLS role the answer takes for this offer: ACTIVE when the offer says passive, else PASSIVE.

@@ -15,6 +15,7 @@ struct encore_worker {
 
 struct encore_workers {
     int n;
+    bool stopped;
     encore_worker *w;
 };
 
@@ -55,14 +56,25 @@ static gboolean quit_loop(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-void encore_workers_free(encore_workers *ws)
+void encore_workers_stop(encore_workers *ws)
 {
-    if (!ws)
+    if (ws->stopped)
         return;
+    ws->stopped = true;
     for (int i = 0; i < ws->n; i++)
         g_main_context_invoke(ws->w[i].ctx, quit_loop, ws->w[i].loop);
     for (int i = 0; i < ws->n; i++) {
         g_thread_join(ws->w[i].thread);
+        ws->w[i].thread = NULL;
+    }
+}
+
+void encore_workers_free(encore_workers *ws)
+{
+    if (!ws)
+        return;
+    encore_workers_stop(ws);
+    for (int i = 0; i < ws->n; i++) {
         g_main_loop_unref(ws->w[i].loop);
         g_main_context_unref(ws->w[i].ctx);
     }

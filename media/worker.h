@@ -32,9 +32,14 @@ typedef struct {
     uint64_t drop_dtls;        /* DTLS records refused (bad, late or from the wrong state) */
     uint64_t drop_standby;     /* packets from a connected singer who is not on stage */
     uint64_t drop_stage;       /* refused by the stage track (old, duplicate, wrong SSRC) */
-    uint64_t send_errors;      /* sendto() failed */
+    uint64_t send_errors;      /* datagrams that sendto()/sendmmsg() failed to send */
     uint64_t drop_ring_full;   /* stage packets not handed to another worker: its ring was full
                                 * (counted by the producing, home worker; once per shard) */
+    uint64_t stun_in;          /* ICE-lite: authenticated Binding requests answered */
+    uint64_t drop_stun;        /* ICE-lite: STUN refused (malformed, unauthenticated, unknown
+                                * comprehension-required attributes, stray responses) */
+    uint64_t send_calls;       /* system calls that sent media (sendto, sendmmsg): rtp_out over
+                                * this is the send batching factor */
 } encore_worker_stats;
 
 #define ENCORE_STAT_ADD(stats, field, n)                                                           \
@@ -45,6 +50,10 @@ typedef struct {
  * GLib treats as fatal. Free with encore_workers_free(), which stops and joins every thread after
  * running the tasks already queued. */
 encore_workers *encore_workers_new(int n);
+/* Stops and joins every thread after running the tasks already queued; the contexts stay, so that
+ * what was attached to them can be torn down afterwards from the calling thread. Idempotent. */
+void encore_workers_stop(encore_workers *workers);
+/* Stops the workers if they still run and frees them. NULL is fine. */
 void encore_workers_free(encore_workers *workers);
 
 int encore_workers_count(const encore_workers *workers);

@@ -68,6 +68,7 @@ static void set_defaults(encore_config *c)
     c->opus_bitrate = 128000;
     c->connect_timeout_s = 30;
     c->max_peers_per_room = 10000;
+    c->ice_lite = TRUE;
     c->max_message = 65536;
     c->max_depth = 16;
     c->rate_per_sec = 50;
@@ -214,6 +215,7 @@ static gboolean load_file(encore_config *c, const char *path, GError **error)
         !key_int(kf, "media", "opus_bitrate", 6000, 510000, &bitrate, error) ||
         !key_int(kf, "media", "connect_timeout", 5, 300, &c->connect_timeout_s, error) ||
         !key_int(kf, "media", "max_peers_per_room", 1, 1000000, &c->max_peers_per_room, error) ||
+        !key_bool(kf, "media", "ice_lite", &c->ice_lite, error) ||
         !key_int(kf, "limits", "max_message", 1024, 16 << 20, &c->max_message, error) ||
         !key_int(kf, "limits", "max_depth", 2, 256, &c->max_depth, error) ||
         !key_double(kf, "limits", "rate", 0.1, 1e6, &c->rate_per_sec, error) ||

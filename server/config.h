@@ -21,6 +21,7 @@ typedef struct {
     uint32_t opus_bitrate;  /* opus_bitrate = 128000 */
     int connect_timeout_s;  /* connect_timeout = 30 */
     int max_peers_per_room; /* max_peers_per_room = 10000 */
+    gboolean ice_lite;      /* ice_lite = true: listeners on ICE-lite, one shared socket a worker */
     /* [limits] */
     int max_message;        /* max_message = 65536 */
     int max_depth;          /* max_depth = 16 */

@@ -93,6 +93,11 @@ static void collect(GString *out, void *user_data)
     STAT("listener_lost_total", "Packets listeners reported lost (RTCP RR).", listener_lost);
     STAT("retransmits_total", "Packets re-sent from the NACK cache.", retransmits);
     STAT("send_errors_total", "sendto() failures.", send_errors);
+    STAT("send_calls_total",
+         "System calls that sent media (sendto, sendmmsg): rtp_out over this "
+         "is the batching factor.",
+         send_calls);
+    STAT("stun_in_total", "ICE-lite Binding requests answered.", stun_in);
     g_string_append(out, "# HELP encore_media_dropped_total Media packets dropped, by reason.\n"
                          "# TYPE encore_media_dropped_total counter\n");
     const struct {
@@ -103,7 +108,7 @@ static void collect(GString *out, void *user_data)
         {"srtp_replay", st.drop_srtp_replay}, {"malformed", st.drop_malformed},
         {"unknown", st.drop_unknown},         {"dtls", st.drop_dtls},
         {"standby", st.drop_standby},         {"stage", st.drop_stage},
-        {"ring_full", st.drop_ring_full},
+        {"ring_full", st.drop_ring_full},     {"stun", st.drop_stun},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(drops); i++)
         g_string_append_printf(out,
@@ -230,6 +235,7 @@ int main(int argc, char **argv)
         .opus_bitrate = cfg.opus_bitrate,
         .connect_timeout_s = cfg.connect_timeout_s,
         .max_peers_per_room = cfg.max_peers_per_room,
+        .ice_lite = cfg.ice_lite ? ENCORE_MEDIA_ICE_LITE_ON : ENCORE_MEDIA_ICE_LITE_OFF,
     };
     a.media = encore_media_new(&mcfg, ctx, &error);
     if (!a.media) {
