@@ -48,8 +48,9 @@ struct encore_money {
     encore_spendcap *cap;
     encore_boards *boards;
     encore_vip *vip;
-    GHashTable *withdrawals; /* id -> withdrawal */
-    GHashTable *board_push;  /* room -> GSource id of a scheduled "board" push */
+    GHashTable *withdrawals;  /* id -> withdrawal */
+    GHashTable *board_push;   /* room -> GSource id of a scheduled "board" push */
+    GHashTable *gift_batches; /* room -> gift_batch */
     guint prune_timer;
     uint64_t gifts, gift_coins, vip_purchases, withdrawals_requested, withdrawals_paid,
         withdrawals_rejected;
@@ -468,20 +469,93 @@ static void gift_pending_free(gpointer data)
     g_free(p);
 }
 
-static void broadcast_gift(encore_money *mo, const gift_pending *p, int64_t transfer, int64_t combo)
+/* Gift events of a room: the first after a quiet spell leaves at once as a `gift` event; the
+ * ones that follow within GIFT_BATCH_MS are sent together as one `gifts` event when the window
+ * ends (or when GIFT_BATCH_MAX are waiting). A busy room thus costs each member at most ten
+ * frames a second however many gifts arrive, instead of one frame per gift per member. */
+#define GIFT_BATCH_MS 100
+#define GIFT_BATCH_MAX 200
+
+typedef struct {
+    encore_money *money;
+    char *room;
+    json_t *items;   /* waiting gift objects (without "type") */
+    int64_t sent_us; /* monotonic time of the last frame sent */
+    guint timer;
+} gift_batch;
+
+static void gift_batch_free(gpointer data)
 {
-    json_t *ev =
-        json_pack("{s:s, s:{s:I, s:s, s:s*}, s:{s:I, s:s}, s:s, s:s, s:I, s:I, s:I, s:s, s:i, s:I}",
-                  "type", "gift", "from", "id", (json_int_t)p->from, "name", p->from_name, "vip",
-                  vip_tier_of(mo, p->from), "to", "id", (json_int_t)p->to, "name", p->to_name,
-                  "gift", p->gift->id, "name", p->gift->name, "count", (json_int_t)p->count,
-                  "combo", (json_int_t)combo, "coins", (json_int_t)p->total, "animation",
-                  p->gift->animation, "tier", p->gift->tier, "transfer", (json_int_t)transfer);
+    gift_batch *b = data;
+    if (b->timer)
+        g_source_remove(b->timer);
+    json_decref(b->items);
+    g_free(b->room);
+    g_free(b);
+}
+
+static void send_room_event(encore_money *mo, const char *room, json_t *ev /* stolen */)
+{
     char *text = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
     if (text) {
-        encore_rooms_broadcast_room(mo->srv->rooms, p->room, text, strlen(text));
+        encore_rooms_broadcast_room(mo->srv->rooms, room, text, strlen(text));
         free(text);
+    }
+}
+
+static void flush_gifts(gift_batch *b)
+{
+    size_t n = json_array_size(b->items);
+    if (n == 1) {
+        json_t *ev = json_incref(json_array_get(b->items, 0));
+        json_object_set_new(ev, "type", json_string("gift"));
+        send_room_event(b->money, b->room, ev);
+    } else if (n > 1) {
+        send_room_event(
+            b->money, b->room,
+            json_pack("{s:s, s:s, s:O}", "type", "gifts", "room", b->room, "items", b->items));
+    }
+    json_array_clear(b->items);
+    b->sent_us = g_get_monotonic_time();
+}
+
+static gboolean gift_batch_due(gpointer data)
+{
+    gift_batch *b = data;
+    b->timer = 0;
+    flush_gifts(b);
+    return G_SOURCE_REMOVE;
+}
+
+static void broadcast_gift(encore_money *mo, const gift_pending *p, int64_t transfer, int64_t combo)
+{
+    json_t *item = json_pack(
+        "{s:{s:I, s:s, s:s*}, s:{s:I, s:s}, s:s, s:s, s:I, s:I, s:I, s:s, s:i, s:I}", "from", "id",
+        (json_int_t)p->from, "name", p->from_name, "vip", vip_tier_of(mo, p->from), "to", "id",
+        (json_int_t)p->to, "name", p->to_name, "gift", p->gift->id, "name", p->gift->name, "count",
+        (json_int_t)p->count, "combo", (json_int_t)combo, "coins", (json_int_t)p->total,
+        "animation", p->gift->animation, "tier", p->gift->tier, "transfer", (json_int_t)transfer);
+    gift_batch *b = g_hash_table_lookup(mo->gift_batches, p->room);
+    if (!b) {
+        b = g_new0(gift_batch, 1);
+        b->money = mo;
+        b->room = g_strdup(p->room);
+        b->items = json_array();
+        g_hash_table_insert(mo->gift_batches, b->room, b);
+    }
+    json_array_append_new(b->items, item);
+    int64_t since = g_get_monotonic_time() - b->sent_us;
+    if (!b->timer && since >= GIFT_BATCH_MS * 1000) {
+        flush_gifts(b); /* quiet room: at once */
+    } else if (json_array_size(b->items) >= GIFT_BATCH_MAX) {
+        if (b->timer)
+            g_source_remove(b->timer);
+        b->timer = 0;
+        flush_gifts(b);
+    } else if (!b->timer) {
+        int64_t wait_ms = GIFT_BATCH_MS - since / 1000;
+        b->timer = g_timeout_add((guint)CLAMP(wait_ms, 1, GIFT_BATCH_MS), gift_batch_due, b);
     }
 }
 
@@ -1466,6 +1540,14 @@ static gboolean prune(gpointer data)
     encore_money *mo = data;
     encore_boards_prune(mo->boards, now_us());
     encore_vip_prune(mo->vip, now_us());
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, mo->gift_batches); /* rooms quiet for a while */
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        gift_batch *b = v;
+        if (!b->timer && g_get_monotonic_time() - b->sent_us > 10 * G_USEC_PER_SEC)
+            g_hash_table_iter_remove(&it);
+    }
     return G_SOURCE_CONTINUE;
 }
 
@@ -1483,6 +1565,7 @@ encore_money *encore_money_new(encore_server *srv, GError **error)
     mo->vip = encore_vip_new(0);
     mo->withdrawals = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
     mo->board_push = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, remove_source);
+    mo->gift_batches = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, gift_batch_free);
 
     GArray *contracts = encore_users_contracts_load(srv->users, error);
     if (!contracts) {
@@ -1531,6 +1614,7 @@ void encore_money_free(encore_money *mo)
     if (mo->prune_timer)
         g_source_remove(mo->prune_timer);
     g_hash_table_destroy(mo->board_push);
+    g_hash_table_destroy(mo->gift_batches);
     g_hash_table_destroy(mo->contracts);
     g_hash_table_destroy(mo->names);
     g_hash_table_destroy(mo->fetching);

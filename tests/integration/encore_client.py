@@ -671,6 +671,14 @@ class Signaling:
             frame = {'_raw': raw}
         if not isinstance(frame, dict):
             frame = {'_raw': raw}
+        if frame.get('type') == 'gifts' and isinstance(frame.get('items'), list):
+            # A busy room's gifts arrive batched: recorded as one `gift` event each.
+            for item in frame['items']:
+                self._on_frame(dict(item, type='gift'))
+            return
+        self._on_frame(frame)
+
+    def _on_frame(self, frame):
         self.frames.append(frame)
         if 'id' in frame and frame.get('type') in ('result', 'error'):
             self.replies[self._key(frame['id'])] = frame

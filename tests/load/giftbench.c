@@ -648,6 +648,12 @@ static void on_message(lg_ws *ws, const char *text, size_t len, void *user_data)
             t->events++;
             return;
         }
+        if (tl == 5 && memcmp(type, "gifts", 5) == 0) { /* a batch: count its items */
+            json_t *batch = json_loadb(text, len, 0, NULL);
+            t->events += json_array_size(json_object_get(batch, "items"));
+            json_decref(batch);
+            return;
+        }
         reply = (tl == 6 && memcmp(type, "result", 6) == 0) ||
                 (tl == 5 && memcmp(type, "error", 5) == 0);
         if (!reply)

@@ -187,6 +187,13 @@ export class Signaling {
                 this.emit('unauthorized', msg);
             }
         }
+        if (msg.type === 'gifts' && Array.isArray(msg.items)) {
+            // A busy room's gifts arrive batched (at most ten frames a second): one `gift` each.
+            for (const item of msg.items) {
+                this.emit('gift', Object.assign({ type: 'gift' }, item));
+            }
+            return;
+        }
         this.emit(msg.type, msg);
     }
 
