@@ -20,9 +20,9 @@ static const encore_proto_field join_schema[] = {
      .min = 1,
      .max = 64,
      .flags = ENCORE_PROTO_IDENT},
-    {.name = "name",
+    {.name = "name", /* ignored once authenticated: the room shows the account's name */
      .kind = ENCORE_PROTO_STRING,
-     .required = true,
+     .required = false,
      .min = 1,
      .max = 64,
      .flags = ENCORE_PROTO_NO_CONTROL},
@@ -66,17 +66,6 @@ static encore_rooms *rooms_of(void *ud)
     return ((encore_server *)ud)->rooms;
 }
 
-/* The role's permission, checked by the server whatever the page shows. */
-static bool may(encore_ws_conn *c, json_t *id, encore_perm perm)
-{
-    if (encore_roles_may((encore_role)encore_member_role(member(c)), perm))
-        return true;
-    encore_ws_error(c, id, "forbidden", NULL, "the %s role may not %s",
-                    encore_roles_name((encore_role)encore_member_role(member(c))),
-                    perm == ENCORE_PERM_PUBLISH ? "sing" : encore_roles_perm_name(perm));
-    return false;
-}
-
 static void h_join(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 {
     encore_rooms_join(rooms_of(ud), member(c), id, json_string_value(json_object_get(msg, "room")),
@@ -90,7 +79,7 @@ static void h_leave(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 
 static void h_queue_join(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 {
-    if (!may(c, id, ENCORE_PERM_PUBLISH))
+    if (!encore_auth_may(c, id, ENCORE_PERM_PUBLISH))
         return;
     encore_rooms_queue_join(rooms_of(ud), member(c), id);
 }
@@ -107,7 +96,7 @@ static void h_queue_advance(encore_ws_conn *c, json_t *id, json_t *msg, void *ud
 
 static void h_publish(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 {
-    if (!may(c, id, ENCORE_PERM_PUBLISH))
+    if (!encore_auth_may(c, id, ENCORE_PERM_PUBLISH))
         return;
     encore_rooms_offer(rooms_of(ud), member(c), id, true,
                        json_string_value(json_object_get(msg, "sdp")));

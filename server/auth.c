@@ -205,6 +205,16 @@ encore_member *encore_auth_member(encore_ws_conn *conn)
     return encore_ws_conn_get_data(conn);
 }
 
+bool encore_auth_may(encore_ws_conn *conn, json_t *id, encore_perm perm)
+{
+    encore_role role = (encore_role)encore_member_role(encore_auth_member(conn));
+    if (encore_roles_may(role, perm))
+        return true;
+    encore_ws_error(conn, id, "forbidden", NULL, "the %s role may not %s", encore_roles_name(role),
+                    perm == ENCORE_PERM_PUBLISH ? "sing" : encore_roles_perm_name(perm));
+    return false;
+}
+
 /* Issues a token; FALSE only when the keyring cannot sign (logged). */
 static gboolean issue(encore_auth *a, int64_t user_id, int role, char *out, size_t cap,
                       int64_t *expires)

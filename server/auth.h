@@ -6,6 +6,7 @@
 
 #include <glib.h>
 
+#include "server/accounts/roles.h"
 #include "server/accounts/token.h"
 #include "server/server.h"
 
@@ -34,6 +35,10 @@ gboolean encore_auth_http_bearer(encore_server *srv, encore_ws_http *req,
 
 /* The member of an authenticated connection (the gate guarantees one for every route but auth). */
 encore_member *encore_auth_member(encore_ws_conn *conn);
+
+/* Whether the connection's role grants perm (the server decides, whatever a page shows); when
+ * not, answers `forbidden` to id and returns false. */
+bool encore_auth_may(encore_ws_conn *conn, json_t *id, encore_perm perm);
 
 /* {"id":..,"name":..,"role":..,"adult":..} of a member. */
 json_t *encore_auth_member_json(const encore_member *m);

@@ -104,21 +104,11 @@ static void later_clear(later *l)
     json_decref(l->id);
 }
 
-static bool may(encore_ws_conn *c, json_t *id, encore_perm perm)
-{
-    encore_role role = (encore_role)encore_member_role(member(c));
-    if (encore_roles_may(role, perm))
-        return true;
-    encore_ws_error(c, id, "forbidden", NULL, "the %s role may not %s", encore_roles_name(role),
-                    encore_roles_perm_name(perm));
-    return false;
-}
-
 /* Spending needs the permission and the age rule: under-18 accounts never spend. */
 static bool may_spend(encore_ws_conn *c, json_t *id)
 {
     encore_member *m = member(c);
-    if (!may(c, id, ENCORE_PERM_SPEND))
+    if (!encore_auth_may(c, id, ENCORE_PERM_SPEND))
         return false;
     if (!encore_accounts_is_adult(encore_member_birth_year(m), encore_server_now())) {
         encore_ws_error(c, id, "under_age", NULL, "accounts under 18 cannot spend coins");
@@ -1114,7 +1104,7 @@ static const encore_proto_field earnings_schema[] = {
 static void h_earnings(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 {
     encore_money *mo = money_of(ud);
-    if (!may(c, id, ENCORE_PERM_WITHDRAW))
+    if (!encore_auth_may(c, id, ENCORE_PERM_WITHDRAW))
         return;
     json_t *limit = json_object_get(msg, "limit");
     earnings_pending *p = g_new0(earnings_pending, 1);
@@ -1226,7 +1216,7 @@ static const encore_proto_field wd_request_schema[] = {
 static void h_wd_request(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 {
     encore_money *mo = money_of(ud);
-    if (!may(c, id, ENCORE_PERM_WITHDRAW))
+    if (!encore_auth_may(c, id, ENCORE_PERM_WITHDRAW))
         return;
     int64_t user = encore_member_user_id(member(c));
     int64_t amount = json_integer_value(json_object_get(msg, "amount"));
@@ -1250,7 +1240,7 @@ static const encore_proto_field wd_decide_schema[] = {
 static void decide(encore_ws_conn *c, json_t *id, json_t *msg, void *ud, bool approve)
 {
     encore_money *mo = money_of(ud);
-    if (!may(c, id, ENCORE_PERM_APPROVE_WITHDRAWALS))
+    if (!encore_auth_may(c, id, ENCORE_PERM_APPROVE_WITHDRAWALS))
         return;
     const char *wd = json_string_value(json_object_get(msg, "withdrawal"));
     withdrawal *w = g_hash_table_lookup(mo->withdrawals, wd);
@@ -1298,7 +1288,7 @@ static void h_wd_list(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
     encore_member *m = member(c);
     bool admin =
         encore_roles_may((encore_role)encore_member_role(m), ENCORE_PERM_APPROVE_WITHDRAWALS);
-    if (!admin && !may(c, id, ENCORE_PERM_WITHDRAW))
+    if (!admin && !encore_auth_may(c, id, ENCORE_PERM_WITHDRAW))
         return;
     int64_t user = encore_member_user_id(m);
     GPtrArray *sel = g_ptr_array_new();
@@ -1380,7 +1370,7 @@ static const encore_proto_field offer_schema[] = {
 static void h_offer(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 {
     encore_money *mo = money_of(ud);
-    if (!may(c, id, ENCORE_PERM_SIGN_SINGERS))
+    if (!encore_auth_may(c, id, ENCORE_PERM_SIGN_SINGERS))
         return;
     later *l = g_new(later, 1);
     later_init(l, mo, c, id);
@@ -1432,7 +1422,7 @@ static const encore_proto_field accept_schema[] = {
 static void h_accept(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 {
     encore_money *mo = money_of(ud);
-    if (!may(c, id, ENCORE_PERM_PUBLISH))
+    if (!encore_auth_may(c, id, ENCORE_PERM_PUBLISH))
         return;
     accept_pending *p = g_new0(accept_pending, 1);
     later_init(&p->l, mo, c, id);
@@ -1504,7 +1494,7 @@ static const encore_proto_field channel_schema[] = {
 static void h_channel(encore_ws_conn *c, json_t *id, json_t *msg, void *ud)
 {
     encore_money *mo = money_of(ud);
-    if (!may(c, id, ENCORE_PERM_SIGN_SINGERS))
+    if (!encore_auth_may(c, id, ENCORE_PERM_SIGN_SINGERS))
         return;
     later *l = g_new(later, 1);
     later_init(l, mo, c, id);
