@@ -14,9 +14,11 @@
 #include "server/httpjson.h"
 #include "server/secrets.h"
 
-/* Sign-in and sign-up attempts per client address: a token bucket. */
-#define ATTEMPT_RATE 1.0   /* per second, sustained */
-#define ATTEMPT_BURST 20.0 /* at once */
+/* Sign-in and sign-up attempts per client address, and sign-ins per account name (so guessing
+ * one account's password from many addresses is slow too): token buckets. */
+#define ATTEMPT_RATE 1.0               /* per second, sustained */
+#define ATTEMPT_BURST 20.0             /* at once */
+#define ATTEMPT_ACCOUNT_RATE (1.0 / 6) /* sign-ins per second to one account: 10 a minute */
 #define ATTEMPT_TABLE_MAX 100000
 
 typedef struct {
@@ -165,19 +167,35 @@ void encore_auth_attach(encore_auth *a, encore_ws *ws)
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static bool attempt_allowed(encore_auth *a, const char *addr)
+/* Drops the buckets that have refilled (idle long enough to be full again): they hold nothing. */
+static void attempts_evict(encore_auth *a, int64_t now)
+{
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, a->attempts);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        const bucket *b = v;
+        if ((double)(now - b->last_us) / G_USEC_PER_SEC * ATTEMPT_ACCOUNT_RATE >= ATTEMPT_BURST)
+            g_hash_table_iter_remove(&it);
+    }
+    if (g_hash_table_size(a->attempts) >= ATTEMPT_TABLE_MAX)
+        g_hash_table_remove_all(a->attempts); /* a flood of distinct keys: start over */
+}
+
+/* One attempt against the bucket of `key` (an address, or an account name) at `rate`. */
+static bool attempt_allowed(encore_auth *a, const char *key, double rate)
 {
     int64_t now = g_get_monotonic_time();
-    bucket *b = g_hash_table_lookup(a->attempts, addr);
+    bucket *b = g_hash_table_lookup(a->attempts, key);
     if (!b) {
         if (g_hash_table_size(a->attempts) >= ATTEMPT_TABLE_MAX)
-            g_hash_table_remove_all(a->attempts); /* crude but bounded */
+            attempts_evict(a, now);
         b = g_new(bucket, 1);
         b->tokens = ATTEMPT_BURST;
         b->last_us = now;
-        g_hash_table_insert(a->attempts, g_strdup(addr), b);
+        g_hash_table_insert(a->attempts, g_strdup(key), b);
     }
-    b->tokens += (double)(now - b->last_us) / G_USEC_PER_SEC * ATTEMPT_RATE;
+    b->tokens += (double)(now - b->last_us) / G_USEC_PER_SEC * rate;
     if (b->tokens > ATTEMPT_BURST)
         b->tokens = ATTEMPT_BURST;
     b->last_us = now;
@@ -319,7 +337,7 @@ static http_pending *pending_new(encore_server *srv, encore_ws_http *req, unsign
 static void h_signup(encore_ws_http *req, void *user_data)
 {
     encore_server *srv = user_data;
-    if (!attempt_allowed(srv->auth, encore_ws_http_addr(req))) {
+    if (!attempt_allowed(srv->auth, encore_ws_http_addr(req), ATTEMPT_RATE)) {
         encore_httpjson_error(req, 429, "rate_limited", "too many attempts; wait a little");
         return;
     }
@@ -349,13 +367,24 @@ static void h_signup(encore_ws_http *req, void *user_data)
 static void h_signin(encore_ws_http *req, void *user_data)
 {
     encore_server *srv = user_data;
-    if (!attempt_allowed(srv->auth, encore_ws_http_addr(req))) {
+    if (!attempt_allowed(srv->auth, encore_ws_http_addr(req), ATTEMPT_RATE)) {
         encore_httpjson_error(req, 429, "rate_limited", "too many attempts; wait a little");
         return;
     }
     json_t *body = encore_httpjson_body(req, signin_schema);
     if (!body)
         return;
+    char *account = g_ascii_strdown(json_string_value(json_object_get(body, "name")), -1);
+    char *key = g_strconcat("account:", account, NULL);
+    bool allowed = attempt_allowed(srv->auth, key, ATTEMPT_ACCOUNT_RATE);
+    g_free(key);
+    g_free(account);
+    if (!allowed) {
+        encore_httpjson_error(req, 429, "rate_limited",
+                              "too many sign-in attempts for this account; wait a minute");
+        json_decref(body);
+        return;
+    }
     const char *pw = json_string_value(json_object_get(body, "password"));
     encore_users_signin_async(srv->users, json_string_value(json_object_get(body, "name")), pw,
                               strlen(pw), srv->ctx, on_user_for_http, pending_new(srv, req, 200),
