@@ -8,6 +8,7 @@
 # and rejected, derived state rebuilt after a restart, and encore-audit on the ledger afterwards.
 # Runs on SQLite, and again on PostgreSQL (a fresh database per run) when ENCORE_TEST_PG is set.
 import collections
+import http.client
 import json
 import os
 import sys
@@ -31,7 +32,7 @@ CONFIG = {
     'gift.rocket': {'name': 'Rocket', 'price': 2000, 'animation': 'launch', 'tier': 5},
 }
 PRICES = {'rose': 1, 'heart': 7, 'car': 520, 'rocket': 2000}
-CHECKS = 115  # tap.ok calls per backend run
+CHECKS = 116  # tap.ok calls per backend run
 
 
 def split(total, singer_bp, agent_bp=0):
@@ -148,6 +149,23 @@ def auth_checks(tap, srv):
     st, ans = srv.http_post('/api/signin', {'name': acct.name, 'password': 'not the password'})
     ok(st == 401 and ans.get('error') == 'bad_credentials',
        'sign-in with a wrong password: 401 bad_credentials', f'{st} {ans}')
+
+    # Guessing one account's password from many addresses: the per-account bucket (burst 20) stops
+    # it even though no single address is limited.
+    victim = srv.signup('victim')
+    answers = []
+    for i in range(21):
+        conn = http.client.HTTPConnection('127.0.0.1', srv.port, timeout=10,
+                                          source_address=(f'127.0.9.{i + 1}', 0))
+        conn.request('POST', '/api/signin',
+                     json.dumps({'name': victim.name.upper(), 'password': 'wrong password'}),
+                     {'Content-Type': 'application/json'})
+        resp = conn.getresponse()
+        answers.append((resp.status, json.loads(resp.read() or b'{}').get('error')))
+        conn.close()
+    ok(answers[:20] == [(401, 'bad_credentials')] * 20 and answers[20] == (429, 'rate_limited'),
+       'sign-ins to one account from 21 addresses: the 21st is rate_limited (per-account bucket)',
+       answers[-3:])
 
     idle = Signaling(srv.ws_url, name='idle', auth=False)
     t0 = time.monotonic()
