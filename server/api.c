@@ -148,8 +148,6 @@ static void on_close(encore_ws_conn *c, void *ud)
 {
     encore_server *srv = ud;
     encore_member *m = member(c);
-    if (srv->money)
-        encore_money_disconnect(srv->money, m);
     if (srv->auth)
         encore_auth_disconnect(srv->auth, c);
     encore_rooms_disconnect(srv->rooms, m);

@@ -1616,11 +1616,6 @@ void encore_money_free(encore_money *mo)
     g_free(mo);
 }
 
-void encore_money_disconnect(encore_money *mo, encore_member *m)
-{
-    /* Nothing is held per connection: answers in flight look the connection up by id. */
-}
-
 void encore_money_collect(encore_money *mo, GString *out)
 {
     encore_boards_stats bs;

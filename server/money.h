@@ -15,9 +15,6 @@
 encore_money *encore_money_new(encore_server *srv, GError **error);
 void encore_money_free(encore_money *money);
 
-/* A connection closed (before the rooms forget the member). */
-void encore_money_disconnect(encore_money *money, encore_member *m);
-
 extern const encore_ws_route encore_money_routes[];
 extern const size_t encore_money_n_routes;
 
