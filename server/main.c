@@ -184,6 +184,12 @@ static void close_economy(encore_server *srv)
 {
     encore_ledger_close(srv->ledger);
     encore_users_close(srv->users);
+    srv->ledger = NULL;
+    srv->users = NULL;
+    /* Run the answers they posted (srv->ws is NULL: nobody to reply to, but each frees its state
+     * and the folds stay consistent), so nothing queued is left unfreed at exit. */
+    while (g_main_context_iteration(srv->ctx, FALSE))
+        ;
     encore_money_free(srv->money);
     encore_payments_free(srv->payments);
     encore_auth_free(srv->auth);
@@ -284,7 +290,9 @@ int main(int argc, char **argv)
 out:
     g_clear_error(&error);
     encore_ws_free(ws);
-    close_economy(&a.srv);
+    a.srv.ws = NULL;
+    if (a.srv.ctx)
+        close_economy(&a.srv);
     encore_rooms_free(a.rooms);
     encore_media_free(a.media);
     if (loop)

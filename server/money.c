@@ -1406,6 +1406,8 @@ static void on_agent_found(const encore_user *u, const char *error, void *user_d
                             error);
         return;
     }
+    if (!c || !p->l.money->srv->users)
+        return; /* gone, or shutting down */
     accept_pending *q = g_new0(accept_pending, 1);
     q->l = p->l;
     q->l.id = p->l.id ? json_incref(p->l.id) : NULL;

@@ -199,8 +199,9 @@ static void on_credited(const encore_transfer_result *r, void *user_data)
         /* The event was booked before under other terms of this server's (the coin rate or the
          * buyer's age changed since): a replay of the same event is a duplicate, anything else
          * a conflict. */
-        lookup_credit(c);
-        return; /* c passes to the lookup */
+        if (p->srv->ledger) /* NULL while shutting down */
+            lookup_credit(c);
+        return;
     case ENCORE_LEDGER_STORE_ERROR:
     case ENCORE_LEDGER_OVERLOADED:
     case ENCORE_LEDGER_CLOSED:
@@ -270,6 +271,10 @@ static void on_event_user(const encore_user *u, const char *code, void *user_dat
         g_warning("top-up %s:%s for user %" G_GINT64_FORMAT
                   " who may not buy coins (under 18 or staff): held for a refund",
                   c->provider, c->ev.id, u->id);
+    }
+    if (!c->pay->srv->ledger) { /* shutting down: the provider retries */
+        g_free(c);
+        return;
     }
     submit_credit(c, minor); /* c passes to the ledger callback */
 }

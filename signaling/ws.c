@@ -1283,8 +1283,7 @@ uint64_t encore_ws_conn_id(encore_ws_conn *conn)
 
 encore_ws_conn *encore_ws_conn_lookup(encore_ws *ws, uint64_t conn_id)
 {
-    g_return_val_if_fail(ws != NULL, NULL);
-    return g_hash_table_lookup(ws->conns, &conn_id);
+    return ws ? g_hash_table_lookup(ws->conns, &conn_id) : NULL;
 }
 
 void encore_ws_conn_close(encore_ws_conn *conn, int ws_code, const char *reason)

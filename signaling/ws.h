@@ -121,8 +121,9 @@ const char *encore_ws_conn_addr(encore_ws_conn *conn);
 /* A number unique within this server (never reused), starting at 1. */
 uint64_t encore_ws_conn_id(encore_ws_conn *conn);
 
-/* The connection with this id, or NULL when it is closed (or never existed). For answering after
- * asynchronous work without keeping a pointer that may dangle. */
+/* The connection with this id, or NULL when it is closed (or never existed), or ws is NULL (the
+ * server is gone: answers arriving during shutdown find nobody). For answering after asynchronous
+ * work without keeping a pointer that may dangle. */
 encore_ws_conn *encore_ws_conn_lookup(encore_ws *ws, uint64_t conn_id);
 
 /* Closes the websocket with ws_code (e.g. 1000, 1008) and reason (truncated to 123 bytes) after

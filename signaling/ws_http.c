@@ -605,8 +605,7 @@ uint64_t encore_ws_http_id(encore_ws_http *req)
 
 encore_ws_http *encore_ws_http_lookup(encore_ws *ws, uint64_t id)
 {
-    g_return_val_if_fail(ws != NULL, NULL);
-    return g_hash_table_lookup(ws->http_reqs, &id);
+    return ws ? g_hash_table_lookup(ws->http_reqs, &id) : NULL;
 }
 
 void encore_ws_http_respond(encore_ws_http *req, unsigned status, const char *content_type,
