@@ -3,6 +3,8 @@
 
 #include "server/secrets.h"
 
+#include <stdbool.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -11,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "server/accounts/b64.h"
 
 #define SECRETS_ERROR g_quark_from_static_string("encore-secrets")
 
@@ -27,8 +31,10 @@ static gboolean create_file(const char *path, GError **error)
     for (int i = 0; i < 4; i++)
         g_string_append_printf(line, "%02x", digest[i]);
     g_string_append_c(line, ' ');
-    for (size_t i = 0; i < sizeof key; i++)
-        g_string_append_printf(line, "%02x", key[i]);
+    char hex[2 * sizeof key + 1];
+    (void)encore_hex_encode(key, sizeof key, hex, sizeof hex);
+    g_string_append(line, hex);
+    OPENSSL_cleanse(hex, sizeof hex);
     g_string_append_c(line, '\n');
     OPENSSL_cleanse(key, sizeof key);
     gboolean ok = FALSE;
@@ -48,17 +54,6 @@ static gboolean create_file(const char *path, GError **error)
     return ok;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static gboolean parse_line(const char *line, encore_secret *out)
 {
     const char *sp = strchr(line, ' ');
@@ -69,18 +64,12 @@ static gboolean parse_line(const char *line, encore_secret *out)
             return FALSE;
     memcpy(out->kid, line, (size_t)(sp - line));
     out->kid[sp - line] = '\0';
-    const char *hex = sp + 1;
+    char *hex = g_ascii_strdown(sp + 1, -1); /* either case in the file */
     size_t n = strlen(hex);
-    if (n % 2 || n / 2 < 32 || n / 2 > sizeof out->key)
-        return FALSE;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return FALSE;
-        out->key[i] = (uint8_t)(hi << 4 | lo);
-    }
-    out->len = n / 2;
-    return TRUE;
+    bool ok = n / 2 >= 32 && encore_hex_decode(hex, n, out->key, sizeof out->key, &out->len) == 0;
+    OPENSSL_cleanse(hex, n);
+    g_free(hex);
+    return ok;
 }
 
 GArray *encore_secrets_load(const char *path, gboolean create, GError **error)
